@@ -1,0 +1,4 @@
+/** Instruction family: bcd (see optable.ts). */
+import type { OpTable } from '../insn.ts';
+
+export const table: OpTable = {};

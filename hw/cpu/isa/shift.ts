@@ -1,0 +1,4 @@
+/** Instruction family: shift (see optable.ts). */
+import type { OpTable } from '../insn.ts';
+
+export const table: OpTable = {};
