@@ -7,7 +7,7 @@
 import type { PhysMem } from '../mem/physmem.ts';
 import type { Insn } from './insn.ts';
 
-interface CodeCacheClient { protectCodePage(ppn: number): void }
+interface CodeCacheClient { protectCodePage(ppn: number): void; invalidateFetch(): void }
 
 export class CodeCache {
   readonly pages: (Array<Insn | undefined> | undefined)[] = [];
@@ -21,6 +21,7 @@ export class CodeCache {
       if (this.pages[ppn] !== undefined) {
         this.pages[ppn] = undefined;
         this.invalidations++;
+        for (const c of this.clients) c.invalidateFetch(); // successor links may point into the page
       }
     });
   }

@@ -170,6 +170,11 @@ export class Cpu {
   asid = 0;
   private fetchVpn = -1;
   private fetchBase = 0;
+  /** Bumped whenever cached fetches or successor links may be stale (see execute()). */
+  epoch = 0;
+  /** CS base and limit, cached for the fetch loop. */
+  csBase = 0;
+  csLimit = 0xffff;
   readonly walkOut: WalkResult = { phys: 0, flags: 0, large: false, refs: 0 };
 
   // ---- run state and events
@@ -278,6 +283,7 @@ export class Cpu {
     this.segLimit[s] = limit >>> 0;
     this.segAr[s] = ar;
     this.deriveRanges(s);
+    if (s === CS) { this.csBase = base | 0; this.csLimit = limit >>> 0; this.invalidateFetch(); }
     if (s === CS || s === SS) this.updateMode();
   }
 
@@ -304,6 +310,7 @@ export class Cpu {
     this.ipMask = this.codeMode ? -1 : 0xffff;
     this.spMask = this.pe && (this.segAr[SS] & 0x4000) !== 0 ? -1 : 0xffff;
     if (!this.pe) this.cpl = 0; // in protected mode CPL changes only through setCpl (transfers)
+    this.invalidateFetch();
     const user = this.cpl === 3;
     this.rdNeed = user ? M_RU : M_RS;
     this.wrNeed = user ? M_WU : M_WS;
@@ -312,6 +319,7 @@ export class Cpu {
   /** Sets CPL explicitly (protected-mode transfers; CS.RPL normally equals it). */
   setCpl(cpl: number): void {
     this.cpl = cpl;
+    this.invalidateFetch();
     this.rdNeed = cpl === 3 ? M_RU : M_RS;
     this.wrNeed = cpl === 3 ? M_WU : M_WS;
   }
@@ -493,11 +501,11 @@ export class Cpu {
     if (w.large) {
       const base = ((w.phys >>> 12) & ~((1 << lshift) - 1)) << 12;
       const ev = large.insert((vpn >>> lshift) | asidBits, base | w.flags);
-      if (ev !== -1) this.evicted(ev, lshift);
+      if (ev !== -1) this.evicted(ev, lshift, acc === ACC_EXEC);
       return ((w.phys & -4096) | w.flags) | 0;
     }
     const ev = small.insert(vpn | asidBits, (w.phys & -4096) | w.flags);
-    if (ev !== -1) this.evicted(ev, 0);
+    if (ev !== -1) this.evicted(ev, 0, acc === ACC_EXEC);
     return ((w.phys & -4096) | w.flags) | 0;
   }
 
@@ -513,20 +521,16 @@ export class Cpu {
   private dropEntry(t: Tlb, idx: number): void {
     const key = t.tag[idx];
     t.invalidateIndex(idx);
-    this.evicted(key, t === this.dtlbLarge || t === this.itlbLarge ? (this.pae ? 9 : 10) : 0);
+    this.evicted(key, t === this.dtlbLarge || t === this.itlbLarge ? (this.pae ? 9 : 10) : 0, t === this.itlb || t === this.itlbLarge);
   }
 
   /** A TLB entry went away: drop what the mirror and the fetch cache derived from it. */
-  private evicted(key: number, shift: number): void {
+  private evicted(key: number, shift: number, itlb: boolean): void {
+    if (itlb) { this.invalidateFetch(); return; }
     if ((key >>> 20) !== this.asid) return;
     const vpn = (key & 0xfffff) << shift;
-    if (shift === 0) {
-      this.fast[vpn] = 0;
-      if (this.fetchVpn === vpn) this.fetchVpn = -1;
-    } else {
-      this.fast.fill(0, vpn, vpn + (1 << shift));
-      if ((this.fetchVpn >>> shift) === (vpn >>> shift)) this.fetchVpn = -1;
-    }
+    if (shift === 0) this.fast[vpn] = 0;
+    else this.fast.fill(0, vpn, vpn + (1 << shift));
   }
 
   /** Installs a translation in the fast mirror if the page is RAM. */
@@ -568,7 +572,7 @@ export class Cpu {
     this.itlb.flush(pge, this.asid); this.dtlb.flush(pge, this.asid);
     this.itlbLarge.flush(pge, this.asid); this.dtlbLarge.flush(pge, this.asid);
     this.clearMirror();
-    this.fetchVpn = -1;
+    this.invalidateFetch();
     this.stats.tlbFlushes++;
   }
 
@@ -577,7 +581,7 @@ export class Cpu {
     this.itlb.flush(false, -1); this.dtlb.flush(false, -1);
     this.itlbLarge.flush(false, -1); this.dtlbLarge.flush(false, -1);
     this.clearMirror();
-    this.fetchVpn = -1;
+    this.invalidateFetch();
     this.stats.tlbFlushes++;
   }
 
@@ -595,7 +599,7 @@ export class Cpu {
       if (i >= 0) this.dropEntry(t, i);
     }
     this.fast[vpn] = 0;
-    if (this.fetchVpn === vpn) this.fetchVpn = -1;
+    this.invalidateFetch();
   }
 
   /** Switches the current ASID (world switches): the mirror holds only the current ASID's entries. */
@@ -604,7 +608,7 @@ export class Cpu {
     if (asid < 0 || asid > 2047) throw new RangeError(`ASID ${asid} out of range`);
     this.asid = asid;
     this.clearMirror();
-    this.fetchVpn = -1;
+    this.invalidateFetch();
   }
 
   // =============================================================================== segmented memory
@@ -700,7 +704,7 @@ export class Cpu {
   /** Near jump to an offset in CS (limit-checked). */
   jumpNear(target: number): void {
     target = (target & this.ipMask) >>> 0;
-    if (target > this.segLimit[CS]) this.raise(13, 0);
+    if (target > this.csLimit) this.raise(13, 0);
     this.eip = target;
   }
 
@@ -711,7 +715,9 @@ export class Cpu {
    * invisible to software (DESIGN.md): the core stops between two instructions.
    */
   run(until: number): void {
+    this.stopRun = false;
     while (this.cycles < until) {
+      if (this.stopRun) { this.stopRun = false; return; }
       if (this.state !== RUNNING) {
         if (this.state === HALTED && this.wakeFromHalt()) continue;
         return;
@@ -731,27 +737,60 @@ export class Cpu {
     }
   }
 
-  /** Executes instructions until cycles >= stopAt (at least one). */
+  /**
+   * Executes instructions until cycles >= stopAt (at least one).
+   *
+   * Each Insn remembers the Insn that followed it last time, both on the fall-through path
+   * (`next`) and on the last other path taken (`jump`, for `jumpEip`), stamped with the fetch
+   * epoch. Following a link skips the fetch translation and the cache lookup. The epoch changes
+   * whenever a link could go stale: an ITLB eviction or flush, a CS load, a CPL or mode change,
+   * or a write to a page holding decoded code. So a link is followed only when the fetch it
+   * skips would have hit the ITLB and found the same instruction: TLB statistics stay exact.
+   */
   private execute(): void {
-    const code = this.code;
+    this.insnEip = this.eip;
+    let insn = this.fetchInsn();
     for (;;) {
       const eip = this.eip;
-      const lin = (this.segBase[CS] + eip) | 0;
-      let phys: number;
-      if ((lin >>> 12) === this.fetchVpn) phys = this.fetchBase | (lin & 0xfff);
-      else phys = this.fetchTranslate(lin);
-      const page = code.pages[phys >>> 12];
-      let insn = page !== undefined ? page[phys & 0xfff] : undefined;
-      if (insn === undefined || insn.mode !== this.codeMode) insn = this.decodeAt(lin, phys);
-      this.insnEip = eip;
-      if (eip + insn.len - 1 > this.segLimit[CS]) this.raise(13, 0);
-      this.eip = ((eip + insn.len) & this.ipMask) >>> 0;
+      const fall = ((eip + insn.len) & this.ipMask) >>> 0;
+      if (eip + insn.len - 1 > this.csLimit) this.raise(13, 0);
+      this.eip = fall;
       if (this.tracer !== null) this.tracer(this, insn);
       insn.exec(this, insn);
       this.cycles += insn.cost;
       this.icount++;
       if (this.cycles >= this.stopAt) return;
+      const e = this.eip;
+      this.insnEip = e;
+      const epoch = this.epoch;
+      let nx: Insn | null;
+      if (e === fall) {
+        nx = insn.next;
+        if (nx === null || insn.nextEpoch !== epoch) {
+          nx = this.fetchInsn();
+          if (nx.cacheable) { insn.next = nx; insn.nextEpoch = this.epoch; }
+        }
+      } else {
+        nx = insn.jump;
+        if (nx === null || insn.jumpEip !== e || insn.jumpEpoch !== epoch) {
+          nx = this.fetchInsn();
+          if (nx.cacheable) { insn.jump = nx; insn.jumpEip = e; insn.jumpEpoch = this.epoch; }
+        }
+      }
+      insn = nx;
     }
+  }
+
+  /** The full fetch path: translate CS:EIP (one-entry cache before the ITLB), find or decode the Insn. */
+  private fetchInsn(): Insn {
+    const lin = (this.csBase + this.eip) | 0;
+    let phys: number;
+    if ((lin >>> 12) === this.fetchVpn) phys = this.fetchBase | (lin & 0xfff);
+    else phys = this.fetchTranslate(lin);
+    const page = this.code.pages[phys >>> 12];
+    const insn = page !== undefined ? page[phys & 0xfff] : undefined;
+    if (insn === undefined || insn.mode !== this.codeMode) return this.decodeAt(lin, phys);
+    return insn;
   }
 
   private fetchTranslate(lin: number): number {
@@ -764,6 +803,12 @@ export class Cpu {
     return phys >>> 0;
   }
 
+  /** Something a cached fetch or a successor link relied on changed (see execute()). */
+  invalidateFetch(): void {
+    this.fetchVpn = -1;
+    this.epoch++;
+  }
+
   private decodeAt(lin: number, phys: number): Insn {
     const insn = decode(this, lin >>> 0);
     this.stats.decoded++;
@@ -771,8 +816,14 @@ export class Cpu {
     return insn;
   }
 
-  /** Stops the current quantum after the instruction being executed. */
-  requestStop(): void { this.stopAt = 0; }
+  /**
+   * Ends the current run() after the instruction being executed (a device that stops the
+   * machine, a host that wants control back). The core resumes exactly there on the next run().
+   */
+  requestStop(): void { this.stopAt = 0; this.stopRun = true; }
+  /** Ends the current batch of instructions so the loop re-checks events (STI, MOV SS, EOI). */
+  recheckEvents(): void { this.stopAt = 0; }
+  private stopRun = false;
 
   // =============================================================================== events
 

@@ -55,6 +55,12 @@ export class Insn {
   /** False for an instruction that straddles a page: it is decoded afresh each time. */
   cacheable = true;
   def: OpDef | null = null;
+  /** Successor links kept by the run loop (Cpu.execute): fall-through and last other target. */
+  next: Insn | null = null;
+  nextEpoch = -1;
+  jump: Insn | null = null;
+  jumpEip = -1;
+  jumpEpoch = -1;
 
   constructor(exec: Handler) {
     this.exec = exec;

@@ -32,7 +32,7 @@ const movEwSw: Handler = (cpu, i) => {
 const movSwEw: Handler = (cpu, i) => {
   if (i.reg > 5 || i.reg === CS) cpu.raise(6);
   loadDataSeg(cpu, i.reg, cpu.readE16(i));
-  if (i.reg === SS) { cpu.irqShadow = true; cpu.requestStop(); }
+  if (i.reg === SS) { cpu.irqShadow = true; cpu.recheckEvents(); }
 };
 
 const lea: Handler = (cpu, i) => {
