@@ -716,7 +716,8 @@ export class Cpu {
    */
   run(until: number): void {
     this.stopRun = false;
-    while (this.cycles < until) {
+    this.runLimit = until;
+    while (this.cycles < this.runLimit) {
       if (this.stopRun) { this.stopRun = false; return; }
       if (this.state !== RUNNING) {
         if (this.state === HALTED && this.wakeFromHalt()) continue;
@@ -726,7 +727,7 @@ export class Cpu {
         this.takeEvent();
         continue;
       }
-      this.stopAt = this.irqShadow ? 0 : until;
+      this.stopAt = this.irqShadow ? 0 : this.runLimit;
       this.irqShadow = false;
       try {
         this.execute();
@@ -821,6 +822,15 @@ export class Cpu {
    * machine, a host that wants control back). The core resumes exactly there on the next run().
    */
   requestStop(): void { this.stopAt = 0; this.stopRun = true; }
+  /**
+   * Lowers the end of the current run() to `cycle` (a device scheduled an event sooner than the
+   * quantum's end). Harmless when not running.
+   */
+  limitRun(cycle: number): void {
+    if (cycle < this.runLimit) this.runLimit = cycle;
+    if (cycle < this.stopAt) this.stopAt = cycle;
+  }
+  private runLimit = 0;
   /** Ends the current batch of instructions so the loop re-checks events (STI, MOV SS, EOI). */
   recheckEvents(): void { this.stopAt = 0; }
   private stopRun = false;
