@@ -11,7 +11,8 @@ import { readStdinIfPiped, StdoutSink } from './streams.ts';
 
 export const BARE_HELP = `usage: v3vee bare KERNEL [--mem SIZE] [--cores N] [--cmdline STR] [--module FILE]...
                   [--max-cycles N] [--stats] [--trace insn] [--seed N] [--verbose]
-Boots a Multiboot v1 kernel on the emulated PC with no LWK and no VMM. COM1 is stdout; stdin
+Boots a Multiboot v1 kernel on the emulated PC with no LWK and no VMM. The kernel's command
+line is 'KERNEL CMDLINE', as QEMU's -kernel/-append build it. COM1 is stdout; stdin
 (when not a terminal) is read in full and fed to COM1.`;
 
 function readFile(path: string, what: string): Uint8Array {
@@ -46,7 +47,7 @@ export async function bareCommand(argv: string[]): Promise<number> {
   if (stdin) machine.com1.receive(stdin);
   let entry;
   try {
-    entry = loadMultiboot({ size: mem, write: (addr, bytes) => machine.mem.writeBytes(addr, bytes) }, kernel, { cmdline: one(a, 'cmdline') ?? kernelPath, modules });
+    entry = loadMultiboot({ size: mem, write: (addr, bytes) => machine.mem.writeBytes(addr, bytes) }, kernel, { cmdline: `${kernelPath} ${one(a, 'cmdline') ?? ''}`, modules });
   } catch (e) {
     if (e instanceof BootError) throw new UsageError(`${kernelPath}: ${e.message}`);
     throw e;
