@@ -46,7 +46,7 @@ export const TRAP_EXCEPTION = 0;  // fault or trap raised by the instruction; ei
 export const TRAP_SOFTINT = 1;    // INT n, INT3, INTO: eip = next instruction
 export const TRAP_SYSENTER = 2;   // SYSENTER: eip = next instruction
 export const TRAP_INTERRUPT = 3;  // external interrupt (or NMI, vector 2) in user mode: eip = next to run
-export const TRAP_IDLE = 4;       // an interrupt woke the core from host idle (HLT)
+export const TRAP_IDLE = 4;       // an interrupt (vector, acknowledged) woke the core from host idle (HLT)
 
 export interface TrapRecord {
   kind: number;
@@ -141,7 +141,8 @@ export class Cpu {
   readonly pdpte = new Int32Array(8);
   sysenterCs = 0; sysenterEsp = 0; sysenterEip = 0;
   apicBase = 0xfee00900;
-  pat = 0x0007040600070406;
+  /** IA32_PAT: eight type bytes (64 bits). */
+  pat = 0x0007040600070406n;
   tscOffset = 0;
   readonly msrStore = new Map<number, bigint>();
 
@@ -589,16 +590,25 @@ export class Cpu {
   invlpg(lin: number): void {
     const vpn = (lin >>> 12);
     const a = this.asid << 20;
-    for (const t of [this.itlb, this.dtlb]) {
-      const i = t.lookup(vpn | a);
-      if (i >= 0) this.dropEntry(t, i);
-    }
+    let i = this.itlb.lookup(vpn | a);
+    if (i >= 0) this.dropEntry(this.itlb, i);
+    i = this.dtlb.lookup(vpn | a);
+    if (i >= 0) this.dropEntry(this.dtlb, i);
     const ls = this.pae ? 9 : 10;
-    for (const t of [this.itlbLarge, this.dtlbLarge]) {
-      const i = t.lookup((vpn >>> ls) | a);
-      if (i >= 0) this.dropEntry(t, i);
-    }
+    i = this.itlbLarge.lookup((vpn >>> ls) | a);
+    if (i >= 0) this.dropEntry(this.itlbLarge, i);
+    i = this.dtlbLarge.lookup((vpn >>> ls) | a);
+    if (i >= 0) this.dropEntry(this.dtlbLarge, i);
     this.fast[vpn] = 0;
+    this.invalidateFetch();
+  }
+
+  /**
+   * Drops the fast mirror and the fetch cache without touching the modelled TLB: for changes
+   * that alter what the mirror derived from TLB entries (CR0.WP), not the translations.
+   */
+  resyncMirror(): void {
+    this.clearMirror();
     this.invalidateFetch();
   }
 
@@ -640,6 +650,19 @@ export class Cpu {
   /** Checks that seg:off..off+size-1 is writable, without writing (RMW instructions, multi-part stores). */
   checkWrite(s: number, off: number, size: number): void {
     if (off < this.wrMin[s] || off + size - 1 > this.wrMax[s]) this.segFault(s, off, size);
+  }
+  /**
+   * Before reading a read-modify-write operand: hardware reads it with write intent, so a fault
+   * on it is a write fault (#PF error code W = 1, a read-only segment #GP) even though the read
+   * comes first. One mirror test when the page is already writable.
+   */
+  checkRmw(s: number, off: number, size: number): void {
+    if (off < this.wrMin[s] || off + size - 1 > this.wrMax[s]) this.segFault(s, off, size);
+    const lin = (this.segBase[s] + off) | 0;
+    if ((this.fast[lin >>> 12] & this.wrNeed) !== 0 && (lin & 0xfff) <= 0x1000 - size) return;
+    this.translate(lin, ACC_WRITE, this.cpl === 3);
+    const last = (lin + size - 1) | 0;
+    if ((last >>> 12) !== (lin >>> 12)) this.translate(last, ACC_WRITE, this.cpl === 3);
   }
 
   /** The memory operand's offset (unsigned). */
@@ -849,6 +872,7 @@ export class Cpu {
   }
 
   private takeEvent(): void {
+    this.insnEip = this.eip; // a fault during delivery restores EIP to the interrupted instruction
     try {
       if (this.nmiPending) {
         this.nmiPending = false;
@@ -867,11 +891,14 @@ export class Cpu {
   private wakeFromHalt(): boolean {
     if (this.nmiPending || (this.intc !== null && this.intc.hasInterrupt() && ((this.flags & IF) !== 0 || this.host !== null))) {
       this.state = RUNNING;
-      if (this.host !== null && this.cpl !== 3) {
-        // host idle: the kernel's idle loop is woken through its handler
-        const t = this.trapRec;
-        t.kind = TRAP_IDLE; t.vector = -1; t.errorCode = -1; t.cr2 = this.cr2; t.eip = this.eip;
-        this.host.trap(this, t);
+      if (this.host !== null) {
+        // host idle (HLT at CPL 0, or cpu.idle() from the kernel's handler): the interrupt is
+        // acknowledged and handed to the kernel as one TRAP_IDLE carrying its vector
+        let vec: number;
+        if (this.nmiPending) { this.nmiPending = false; vec = 2; }
+        else { vec = this.intc!.acknowledge(); this.stats.interrupts++; }
+        this.insnEip = this.eip;
+        this.hostTrap(TRAP_IDLE, vec, -1, this.eip);
       }
       return true;
     }

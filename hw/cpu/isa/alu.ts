@@ -38,6 +38,7 @@ function aluEb(op: number, src: (cpu: Cpu, i: Insn) => number): Handler {
       if (op !== CMP) cpu.setReg8(i.rm, r);
     } else {
       const off = cpu.ea(i);
+      if (op !== CMP) cpu.checkRmw(i.seg, off, 1);
       const r = alu(cpu, op, 0, cpu.rd8(i.seg, off), b);
       if (op !== CMP) cpu.wr8(i.seg, off, r);
     }
@@ -54,6 +55,7 @@ function aluEv(op: number, src: (cpu: Cpu, i: Insn) => number): Handler {
         if (op !== CMP) cpu.r[i.rm] = r;
       } else {
         const off = cpu.ea(i);
+        if (op !== CMP) cpu.checkRmw(i.seg, off, 4);
         const r = alu(cpu, op, 2, cpu.rd32(i.seg, off), b);
         if (op !== CMP) cpu.wr32(i.seg, off, r);
       }
@@ -62,6 +64,7 @@ function aluEv(op: number, src: (cpu: Cpu, i: Insn) => number): Handler {
       if (op !== CMP) cpu.setReg16(i.rm, r);
     } else {
       const off = cpu.ea(i);
+      if (op !== CMP) cpu.checkRmw(i.seg, off, 2);
       const r = alu(cpu, op, 1, cpu.rd16(i.seg, off), b & 0xffff);
       if (op !== CMP) cpu.wr16(i.seg, off, r);
     }
@@ -139,7 +142,7 @@ function incdecReg(dec: boolean): Handler {
 function incdecEb(dec: boolean): Handler {
   return (cpu, i) => {
     if (i.mod === 3) cpu.setReg8(i.rm, incdec(cpu, 0, cpu.getReg8(i.rm), dec));
-    else { const off = cpu.ea(i); cpu.wr8(i.seg, off, incdec(cpu, 0, cpu.rd8(i.seg, off), dec)); }
+    else { const off = cpu.ea(i); cpu.checkRmw(i.seg, off, 1); cpu.wr8(i.seg, off, incdec(cpu, 0, cpu.rd8(i.seg, off), dec)); }
   };
 }
 function incdecEv(dec: boolean): Handler {
@@ -149,6 +152,7 @@ function incdecEv(dec: boolean): Handler {
       else cpu.setReg16(i.rm, incdec(cpu, 1, cpu.r[i.rm] & 0xffff, dec));
     } else {
       const off = cpu.ea(i);
+      cpu.checkRmw(i.seg, off, i.opsz);
       if (i.opsz === 4) cpu.wr32(i.seg, off, incdec(cpu, 2, cpu.rd32(i.seg, off), dec));
       else cpu.wr16(i.seg, off, incdec(cpu, 1, cpu.rd16(i.seg, off), dec));
     }
@@ -158,12 +162,13 @@ function incdecEv(dec: boolean): Handler {
 // ---- NOT / NEG
 const notEb: Handler = (cpu, i) => {
   if (i.mod === 3) cpu.setReg8(i.rm, ~cpu.getReg8(i.rm));
-  else { const off = cpu.ea(i); cpu.wr8(i.seg, off, ~cpu.rd8(i.seg, off)); }
+  else { const off = cpu.ea(i); cpu.checkRmw(i.seg, off, 1); cpu.wr8(i.seg, off, ~cpu.rd8(i.seg, off)); }
 };
 const notEv: Handler = (cpu, i) => {
   if (i.mod === 3) { if (i.opsz === 4) cpu.r[i.rm] = ~cpu.r[i.rm]; else cpu.setReg16(i.rm, ~cpu.r[i.rm]); }
   else {
     const off = cpu.ea(i);
+    cpu.checkRmw(i.seg, off, i.opsz);
     if (i.opsz === 4) cpu.wr32(i.seg, off, ~cpu.rd32(i.seg, off)); else cpu.wr16(i.seg, off, ~cpu.rd16(i.seg, off));
   }
 };
@@ -174,7 +179,7 @@ function neg(cpu: Cpu, sz: number, a: number): number {
 }
 const negEb: Handler = (cpu, i) => {
   if (i.mod === 3) cpu.setReg8(i.rm, neg(cpu, 0, cpu.getReg8(i.rm)));
-  else { const off = cpu.ea(i); cpu.wr8(i.seg, off, neg(cpu, 0, cpu.rd8(i.seg, off))); }
+  else { const off = cpu.ea(i); cpu.checkRmw(i.seg, off, 1); cpu.wr8(i.seg, off, neg(cpu, 0, cpu.rd8(i.seg, off))); }
 };
 const negEv: Handler = (cpu, i) => {
   if (i.mod === 3) {
@@ -182,6 +187,7 @@ const negEv: Handler = (cpu, i) => {
     else cpu.setReg16(i.rm, neg(cpu, 1, cpu.r[i.rm] & 0xffff));
   } else {
     const off = cpu.ea(i);
+    cpu.checkRmw(i.seg, off, i.opsz);
     if (i.opsz === 4) cpu.wr32(i.seg, off, neg(cpu, 2, cpu.rd32(i.seg, off)));
     else cpu.wr16(i.seg, off, neg(cpu, 1, cpu.rd16(i.seg, off)));
   }

@@ -64,6 +64,7 @@ const xchgEbGb: Handler = (cpu, i) => {
     cpu.setReg8(i.reg, a);
   } else {
     const off = cpu.ea(i);
+    cpu.checkRmw(i.seg, off, 1);
     const a = cpu.rd8(i.seg, off);
     cpu.wr8(i.seg, off, cpu.getReg8(i.reg));
     cpu.setReg8(i.reg, a);
@@ -75,6 +76,7 @@ const xchgEvGv: Handler = (cpu, i) => {
     else { const a = cpu.r[i.rm] & 0xffff; cpu.setReg16(i.rm, cpu.r[i.reg]); cpu.setReg16(i.reg, a); }
   } else {
     const off = cpu.ea(i);
+    cpu.checkRmw(i.seg, off, i.opsz);
     if (i.opsz === 4) { const a = cpu.rd32(i.seg, off); cpu.wr32(i.seg, off, cpu.r[i.reg]); cpu.r[i.reg] = a; }
     else { const a = cpu.rd16(i.seg, off); cpu.wr16(i.seg, off, cpu.r[i.reg]); cpu.setReg16(i.reg, a); }
   }

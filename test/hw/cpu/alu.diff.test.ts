@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { dataArb, differential, flagsIn, haveNative, MEM_ESI, modrmReg, regsArb, requireNative } from '../../native/diff.ts';
-import type { NativeCase } from '../../native/native.ts';
+import { DATA_BASE, DATA_SIZE, type NativeCase } from '../../native/native.ts';
 
 const run = !haveNative && !requireNative ? describe.skip : describe;
 const reg = fc.nat({ max: 7 }).filter((r) => r !== 4); // not ESP (keeps the stack usable)
@@ -57,7 +57,17 @@ function maskFor(c: NativeCase): number {
   return logic ? 0xcd5 & ~AF : 0xcd5;
 }
 
+/** Memory operands straddling the end of the data region: RMW forms fault as writes, CMP as a read. */
+const aluEdgeCase: fc.Arbitrary<NativeCase> = fc.record({
+  opc: fc.constantFrom(0x01, 0x09, 0x11, 0x19, 0x21, 0x29, 0x31, 0x39, 0x87, 0x03), r: reg.filter((r) => r !== 6),
+  back: fc.integer({ min: 1, max: 4 }), regs: regsArb, eflags: flagsIn(),
+}).map(({ opc, r, back, regs, eflags }) => {
+  const rr = regs.slice(); rr[6] = DATA_BASE + DATA_SIZE - back;
+  return { code: Uint8Array.from([opc, 0x06 | (r << 3)]), regs: rr, eflags, data: new Uint8Array(DATA_SIZE) };
+});
+
 run('ALU family vs the host CPU', () => {
+  it('page faults of read-modify-write operands report a write', () => { expect(differential(aluEdgeCase, 500, { flagMask: maskFor })).toEqual([]); });
   it('register forms (8/16/32-bit)', () => { expect(differential(aluRegCase, 3000, { flagMask: maskFor })).toEqual([]); });
   it('immediate group 80/81/83', () => { expect(differential(aluImmCase, 3000, { flagMask: maskFor })).toEqual([]); });
   it('memory operands [esi+disp8]', () => { expect(differential(aluMemCase, 2000, { flagMask: maskFor })).toEqual([]); });
