@@ -33,8 +33,17 @@ const sdesc: Desc = { lo: 0, hi: 0, addr: 0 };
 const stk = [0, 0];
 
 export function deliverEvent(cpu: Cpu, vec: number, type: number, err: number): void {
-  if (!cpu.pe) { deliverReal(cpu, vec); return; }
-  deliverProtected(cpu, vec, type, type === EV_EXCEPTION && hasErrorCode(vec) ? err : -1);
+  // A fault while pushing the frame leaves ESP as it was before the event (the next event, or
+  // the double fault, is delivered on the same stack). A fault after a task gate's switch has
+  // committed (TR changed) belongs to the new task, whose ESP stays.
+  const esp = cpu.r[4], tr = cpu.trSel;
+  try {
+    if (!cpu.pe) { deliverReal(cpu, vec); return; }
+    deliverProtected(cpu, vec, type, type === EV_EXCEPTION && hasErrorCode(vec) ? err : -1);
+  } catch (e) {
+    if (cpu.trSel === tr) cpu.r[4] = esp;
+    throw e;
+  }
 }
 
 function deliverReal(cpu: Cpu, vec: number): void {

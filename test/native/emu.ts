@@ -8,9 +8,32 @@ import { CS, DS, ES, FS, GS, SS } from '../../hw/cpu/insn.ts';
 import { PhysMem } from '../../hw/mem/physmem.ts';
 import { CODE_BASE, CODE_SIZE, DATA_BASE, DATA_SIZE, type NativeCase, type NativeResult } from './native.ts';
 
-const PD = 0x1000, PT_CODE = 0x2000, PT_DATA = 0x3000;
-const CODE_PHYS = 0x10000, DATA_PHYS = 0x30000;
+const PD = 0x1000, PT_CODE = 0x2000, PT_DATA = 0x3000, PT_SYS = 0x5000;
+const CODE_PHYS = 0x10000, DATA_PHYS = 0x30000, SYS_PHYS = 0x4000;
 const RAM = 0x40000;
+
+/**
+ * The system page (supervisor-only, at the top of the linear space): a GDT laid out like the one
+ * Linux x86-64 gives a 32-bit process (so segment loads fault or succeed as natively), and a TSS
+ * without an I/O permission bitmap (so IN/OUT at CPL 3 with IOPL 0 is #GP(0), as natively).
+ * Entries: 1-3 kernel code/code/data (DPL 0), 4 user code 0x23, 5 user data 0x2b, 6 user code
+ * 0x33 (64-bit natively; a readable code segment here), 8 the TSS (system), 10 an LDT (system),
+ * 12 a TLS data segment (glibc's GS 0x63; its base differs from the host's), 15 data (Linux's
+ * per-CPU segment 0x7b; its limit differs from the host's); the rest are empty.
+ */
+export const SYS_LIN = 0xfffff000;
+export const GDT_LIMIT = 16 * 8 - 1;
+export const TSS_OFF = 0x800;
+const GDT: readonly (readonly [number, number])[] = [
+  [0, 0],
+  [0x0000ffff, 0x00cf9b00], [0x0000ffff, 0x00af9b00], [0x0000ffff, 0x00cf9300],
+  [0x0000ffff, 0x00cffb00], [0x0000ffff, 0x00cff300], [0x0000ffff, 0x00affb00],
+  [0, 0],
+  [(((SYS_LIN + TSS_OFF) & 0xffff) << 16) | 0x67, ((SYS_LIN + TSS_OFF) & 0xff000000) | 0x8b00 | (((SYS_LIN + TSS_OFF) >>> 16) & 0xff)], [0, 0],
+  [0x0000ffff, 0x00008200], [0, 0],
+  [0x0000ffff, 0x00cff300], [0, 0], [0, 0],
+  [0x00000000, 0x0040f500],
+];
 
 /** Linux's signal for each vector a user-mode program can take. */
 export function signalFor(vector: number, soft: boolean): number {
@@ -57,6 +80,11 @@ function setup(m: EmuMachine, c: NativeCase): void {
   for (let p = 0; p < DATA_SIZE / 4096; p++) {
     w32(mem, PT_DATA + (((DATA_BASE >>> 12) & 0x3ff) + p) * 4, (DATA_PHYS + p * 4096) | 7);
   }
+  // the system page: present, writable, supervisor only
+  w32(mem, PD + ((SYS_LIN >>> 22) << 2), PT_SYS | 3);
+  w32(mem, PT_SYS + ((SYS_LIN >>> 12) & 0x3ff) * 4, SYS_PHYS | 3);
+  GDT.forEach(([lo, hi], k) => { w32(mem, SYS_PHYS + k * 8, lo); w32(mem, SYS_PHYS + k * 8 + 4, hi); });
+  mem.write(SYS_PHYS + TSS_OFF + 0x66, 2, 0x68); // I/O bitmap offset past the TSS limit: no bitmap
   const code = new Uint8Array(CODE_SIZE).fill(0xf4);
   code.set(c.code, 0);
   code[c.code.length] = 0x0f; code[c.code.length + 1] = 0x0b;
@@ -69,6 +97,8 @@ function setup(m: EmuMachine, c: NativeCase): void {
   cpu.cr4 = 0;
   cpu.updateMode();
   cpu.flushTlbAll();
+  cpu.gdtBase = SYS_LIN; cpu.gdtLimit = GDT_LIMIT;
+  cpu.trSel = 0x40; cpu.trBase = SYS_LIN + TSS_OFF; cpu.trLimit = 0x67; cpu.trAr = 0x8b;
   const code32 = 0xcffb, data32 = 0xcff3; // G D/B P DPL3 S type
   cpu.setCpl(3);
   cpu.loadSegCache(CS, 0x23, 0, 0xffffffff, code32 & 0xf0ff);

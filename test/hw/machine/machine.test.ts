@@ -118,7 +118,7 @@ run('machine', () => {
     // ten 1 ms periods at 2.2 GHz: the clock went past 10 ms while few instructions ran
     expect(st.cycles).toBeGreaterThanOrEqual(10 * 2_200_000 * 0.99);
     expect(st.cycles).toBeLessThan(11 * 2_200_000);
-    expect(st.instructions).toBeLessThan(2000);
+    expect(st.instructions).toBeLessThan(5000); // the IDT fill loop runs 2,048 instructions
     expect(st.interrupts).toBe(10);
   });
 
