@@ -52,6 +52,7 @@ export type InsnClass = keyof typeof insnCosts;
 /** Per-iteration and per-reference figures charged on top of the instruction class. */
 export const extraCosts = {
   stringIteration: c(1, 'assumed', `${FOG}: REP MOVS/STOS ~1 cycle per element for small counts`),
+  stackAccess: c(1, 'assumed', `${FOG}: one load or store per cycle; charged for each stack access of PUSHA/POPA/ENTER beyond the first`),
   walkRef: c(5, 'assumed', 'page-walk memory reference hitting the data cache (DESIGN.md cost model: a few cycles)'),
   tlbMissBase: c(2, 'assumed', 'fixed TLB-miss overhead before the walk starts (page-miss handler start-up)'),
   exception: c(40, 'assumed', `${FOG}: exception delivery through an interrupt gate`),

@@ -12,7 +12,10 @@
  * Device time is the running core's clock while it executes (an I/O instruction sees its own
  * core's time), and the event's time while an event fires.
  */
-import { Cpu, HALTED, type InterruptController, RUNNING, SHUTDOWN } from './cpu/cpu.ts';
+import { Cpu, HALTED, RUNNING, SHUTDOWN } from './cpu/cpu.ts';
+import { FEAT_APIC } from './cpu/cpuid.ts';
+import { ApicBus, LAPIC_BASE, LocalApic } from './devices/lapic.ts';
+import { IOAPIC_BASE, IoApic } from './devices/ioapic.ts';
 import { CodeCache } from './cpu/codecache.ts';
 import { IF } from './cpu/flags.ts';
 import { CS, DS, ES, FS, GS, SS } from './cpu/insn.ts';
@@ -93,6 +96,9 @@ export class Machine {
   readonly post: PostCode;
   readonly debugExit: DebugExit;
   readonly console: HostConsole;
+  readonly lapics: LocalApic[];
+  readonly ioapic: IoApic;
+  readonly apicBus: ApicBus;
 
   /** The core executing right now (null between quanta). */
   current: Cpu | null = null;
@@ -128,14 +134,48 @@ export class Machine {
       this.cores.push(cpu);
     }
     const bsp = this.cores[0];
-
-    // ---- interrupt wiring: the 8259 pair drives the boot processor's INTR pin
-    const intr: IrqLine = { set: (level) => { if (level) bsp.interruptChanged(); } };
-    this.pic = new Pic8259(intr);
-    bsp.intc = this.pic satisfies InterruptController;
-    const irq = (k: number): IrqLine => this.pic.irqLine(k);
-
     const t = this.time, s = this.scheduler;
+
+    // ---- interrupt wiring (as on a PC with an APIC, left by the firmware in virtual-wire mode):
+    // the 8259 pair's INTR goes to the boot processor's LINT0 (ExtINT); each core's local APIC
+    // is its interrupt controller; ISA IRQs reach both the 8259s and the IOAPIC (IRQ0 on pin 2,
+    // as QEMU wires it).
+    this.apicBus = new ApicBus();
+    this.lapics = this.cores.map((cpu, k) => {
+      const a = new LocalApic({
+        time: t, scheduler: s, apicId: k, bus: this.apicBus,
+        onInterruptChange: () => cpu.interruptChanged(),
+        onNmi: () => { cpu.nmiPending = true; cpu.interruptChanged(); },
+        onInit: () => cpu.init(k !== 0),
+        onStartup: (v) => cpu.startup(v),
+        onEoiBroadcast: (v) => this.ioapic.eoi(v),
+      });
+      this.apicBus.attach(a);
+      cpu.intc = a;
+      cpu.apic = a;
+      const leaf1 = cpu.cpuid.get(1);
+      if (leaf1) cpu.cpuid.set(1, [leaf1[0] | (k << 24), leaf1[1] | (k << 24), leaf1[2], (leaf1[3] | FEAT_APIC) >>> 0]);
+      if (k !== 0) cpu.init(true);
+      return a;
+    });
+    this.ioapic = new IoApic({ bus: this.apicBus, id: n });
+    this.pic = new Pic8259(this.lapics[0].lintLine(0));
+    this.lapics[0].setExtIntSource(this.pic);
+    for (const a of this.lapics) a.setupVirtualWire();
+    const isa = (k: number): IrqLine => {
+      const pic = this.pic.irqLine(k), io = this.ioapic.irqLine(k === 0 ? 2 : k);
+      return { set: (level) => { pic.set(level); io.set(level); } };
+    };
+    const irq = isa;
+    this.mem.addMmio(LAPIC_BASE, 0x1000, {
+      read: (addr, size) => this.localApic().mmioRead(addr - LAPIC_BASE, size),
+      write: (addr, size, v) => this.localApic().mmioWrite(addr - LAPIC_BASE, size, v),
+    }, 'local APIC');
+    this.mem.addMmio(IOAPIC_BASE, 0x1000, {
+      read: (addr, size) => this.ioapic.mmioRead(addr - IOAPIC_BASE, size),
+      write: (addr, size, v) => this.ioapic.mmioWrite(addr - IOAPIC_BASE, size, v),
+    }, 'IOAPIC');
+
     this.pit = new Pit8254({ time: t, scheduler: s, outputs: [irq(0)] });
     this.port61 = new Port61(this.pit, t);
     this.com1 = new Uart16550({ time: t, scheduler: s, irq: irq(4), sink: spec.com1 });
@@ -163,6 +203,11 @@ export class Machine {
   }
 
   get bsp(): Cpu { return this.cores[0]; }
+
+  /** The local APIC of the core making the access (the APIC page is per core). */
+  private localApic(): LocalApic {
+    return this.lapics[this.current !== null ? this.cores.indexOf(this.current) : 0];
+  }
 
   /** Stops the machine at the end of the current instruction. */
   stop(reason: StopReason, status: number | null = null, detail = ''): void {

@@ -64,6 +64,16 @@ export interface HostHandler {
 export const RUNNING = 0;
 export const HALTED = 1;
 export const SHUTDOWN = 2;
+/** An application processor after INIT, waiting for a startup IPI. */
+export const WAIT_SIPI = 3;
+
+/** The local APIC's MSRs as WRMSR/RDMSR reach them (IA32_APIC_BASE, IA32_TSC_DEADLINE). */
+export interface ApicMsrs {
+  readApicBaseMsr(): number;
+  writeApicBaseMsr(v: number): boolean;
+  getTscDeadline(): number;
+  setTscDeadline(cycles: number): void;
+}
 
 export { ACC_EXEC, ACC_READ, ACC_WRITE };
 
@@ -188,6 +198,8 @@ export class Cpu {
   readonly trapRec: TrapRecord = { kind: 0, vector: 0, errorCode: -1, cr2: 0, eip: 0 };
   readonly cpuid: CpuidTable;
   readonly apicId: number;
+  /** The core's local APIC (its MSRs), when the machine has one. */
+  apic: ApicMsrs | null = null;
   /** Called when the core shuts down (triple fault). */
   onShutdown: ((cpu: Cpu, reason: string) => void) | null = null;
   /** Per-instruction trace hook (--trace insn); null keeps the loop untouched. */
@@ -903,6 +915,23 @@ export class Cpu {
       return true;
     }
     return false;
+  }
+
+  /** INIT: the core resets and (unless it is the boot processor) waits for a startup IPI. */
+  init(waitForSipi: boolean): void {
+    const cycles = this.cycles, icount = this.icount;
+    this.reset();
+    this.cycles = cycles; this.icount = icount;
+    if (waitForSipi) this.state = WAIT_SIPI;
+    this.stopAt = 0;
+  }
+
+  /** A startup IPI: a waiting core starts in real mode at vector * 4096. Ignored otherwise. */
+  startup(vector: number): void {
+    if (this.state !== WAIT_SIPI) return;
+    this.loadSegCache(CS, (vector & 0xff) << 8, (vector & 0xff) << 12, 0xffff, 0x9b);
+    this.eip = 0;
+    this.state = RUNNING;
   }
 
   /** Enters the idle state until an interrupt (host HLT). */

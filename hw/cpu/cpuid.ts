@@ -10,9 +10,9 @@ function str4(s: string, i: number): number {
   return (s.charCodeAt(i) | (s.charCodeAt(i + 1) << 8) | (s.charCodeAt(i + 2) << 16) | (s.charCodeAt(i + 3) << 24)) >>> 0;
 }
 
-/** Leaf 1 EDX feature bits this core implements. */
+/** Leaf 1 EDX feature bits this core implements (FEAT_APIC is added by a machine that wires a local APIC). */
 export const FEAT_PSE = 1 << 3, FEAT_TSC = 1 << 4, FEAT_MSR = 1 << 5, FEAT_PAE = 1 << 6, FEAT_CX8 = 1 << 8,
-  FEAT_SEP = 1 << 11, FEAT_PGE = 1 << 13, FEAT_CMOV = 1 << 15, FEAT_PAT = 1 << 16;
+  FEAT_APIC = 1 << 9, FEAT_SEP = 1 << 11, FEAT_PGE = 1 << 13, FEAT_CMOV = 1 << 15, FEAT_PAT = 1 << 16;
 /** Extended leaf 0x80000001 EDX: NX. */
 export const EXT_NX = 1 << 20;
 

@@ -86,6 +86,7 @@ export function decode(cpu: Cpu, lin: number): Insn {
   if (def.modrm) {
     const m = rd.byte();
     i.mod = m >>> 6; i.reg = (m >>> 3) & 7; i.rm = m & 7;
+    if (def.src.modIgnored) i.mod = 3; // MOV CR/DR: the mod bits are ignored (a register operand)
     if (i.mod !== 3) decodeEa(i, adsz);
     if (def.group) {
       def = def.group[i.reg];

@@ -107,6 +107,8 @@ export interface OpDef {
   /** Memory-only (mod = 3 is #UD) or register-only (mod != 3 is #UD). */
   readonly memOnly?: boolean;
   readonly regOnly?: boolean;
+  /** ModRM.mod is ignored and taken as 3: no displacement or SIB follows (MOV CRn/DRn). */
+  readonly modIgnored?: boolean;
 }
 
 /** An opcode table fragment as each isa/ file exports it: opcode -> entry. */

@@ -154,13 +154,15 @@ function highTable(cpu: Cpu, acc: number, user: boolean): number {
   return errBase(cpu, acc, user) | PF_P | PF_RSVD;
 }
 
+const pdptScratch = new Int32Array(8);
+
 /**
  * Loads the four PDPTEs from CR3 (MOV CR3 in PAE mode, or enabling paging with PAE).
  * Returns false if a present entry has reserved bits set (the caller raises #GP(0)).
  */
 export function loadPdptes(cpu: Cpu): boolean {
   const base = (cpu.cr3 & 0xffffffe0) >>> 0;
-  const tmp = new Int32Array(8);
+  const tmp = pdptScratch;
   for (let i = 0; i < 4; i++) {
     const lo = cpu.mem.read(base + i * 8, 4), hi = cpu.mem.read(base + i * 8 + 4, 4);
     if ((lo & 1) && ((lo & 0x1e6) !== 0 || (hi & 0xfffffff0) !== 0)) return false;

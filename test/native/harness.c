@@ -12,7 +12,8 @@
  *   - the code region (CODE_BASE, 64 KiB, RWX) is refilled with HLT, the case's
  *     code is copied to CODE_BASE and followed by an end marker (UD2);
  *   - the data region (DATA_BASE, 8 KiB, RW) gets a fresh copy of the case's data;
- *   - h_enter loads EFLAGS (CF PF AF ZF SF OF DF from the case, TF/AC cleared, the
+ *   - h_enter loads EFLAGS (CF PF AF ZF SF OF DF from the case, TF/NT/AC/ID cleared:
+ *     sigreturn keeps a case's NT and ID, so they would leak into the next case; the
  *     rest as the harness's own) and all eight GPRs, ESP included, and jumps to
  *     CODE_BASE;
  *   - every way out is a signal: the end marker raises SIGILL at exactly
@@ -101,7 +102,7 @@ __asm__(
     "  ldmxcsr h_mxcsr_default\n"
     "  pushfl\n"
     "  pop %eax\n"
-    "  and $~(0x0CD5|0x0100|0x40000), %eax\n"
+    "  and $~(0x0CD5|0x0100|0x4000|0x40000|0x200000), %eax\n" /* case bits, TF, NT, AC, ID */
     "  mov h_in_eflags, %ecx\n"
     "  and $0x0CD5, %ecx\n"
     "  or %ecx, %eax\n"
