@@ -804,7 +804,9 @@ export class Cpu {
         nx = insn.next;
         if (nx === null || insn.nextEpoch !== epoch) {
           nx = this.fetchInsn();
-          if (nx.cacheable) { insn.next = nx; insn.nextEpoch = this.epoch; }
+          // Only within one page: the same instruction reached through another linear alias
+          // must not follow a link into a page that alias maps elsewhere.
+          if (nx.cacheable && (e >>> 12) === (eip >>> 12)) { insn.next = nx; insn.nextEpoch = this.epoch; }
         }
       } else {
         nx = insn.jump;

@@ -151,7 +151,7 @@ const popf: Handler = (cpu, i) => {
   if (i.opsz === 4) mask |= RF; // RF is cleared: v's RF bit is replaced by 0 below
   cpu.setEflags(i.opsz === 4 ? v & ~RF : v, mask);
   // setting IF lets a pending interrupt in after this instruction: end the run of instructions
-  if (wasIf === 0 && (cpu.flags & IF) !== 0) cpu.stopAt = 0;
+  if (wasIf === 0 && (cpu.flags & IF) !== 0) cpu.recheckEvents();
 };
 
 // ---- ENTER / LEAVE
@@ -210,7 +210,7 @@ function popSeg(s: number): Handler {
     if (s === SS) {
       // interrupts (and the run's end) wait until the next instruction has completed
       cpu.irqShadow = true;
-      cpu.stopAt = 0;
+      cpu.recheckEvents();
     }
   };
 }
