@@ -41,13 +41,10 @@ export interface InterruptController {
   acknowledge(): number;
 }
 
-/** What a host trap carries (DESIGN.md, execution model). One record per core, reused. */
-export const TRAP_EXCEPTION = 0;  // fault or trap raised by the instruction; eip = faulting insn (faults) or next (traps)
-export const TRAP_SOFTINT = 1;    // INT n, INT3, INTO: eip = next instruction
-export const TRAP_SYSENTER = 2;   // SYSENTER: eip = next instruction
-export const TRAP_INTERRUPT = 3;  // external interrupt (or NMI, vector 2) in user mode: eip = next to run
-export const TRAP_IDLE = 4;       // an interrupt (vector, acknowledged) woke the core from host idle (HLT)
+import { TRAP_EXCEPTION, TRAP_IDLE, TRAP_INTERRUPT, TRAP_SOFTINT, TRAP_SYSENTER } from './traps.ts';
+export { TRAP_EXCEPTION, TRAP_IDLE, TRAP_INTERRUPT, TRAP_SOFTINT, TRAP_SYSENTER };
 
+/** What a host trap carries (DESIGN.md, execution model). One record per core, reused. */
 export interface TrapRecord {
   kind: number;
   vector: number;

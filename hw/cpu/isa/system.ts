@@ -26,7 +26,7 @@
  * core's fast mirror, whose supervisor-write bits were derived with the old WP.
  */
 import type { Cpu } from '../cpu.ts';
-import { TRAP_SYSENTER } from '../cpu.ts';
+import { TRAP_SYSENTER } from '../traps.ts';
 import { cpuidLookup } from '../cpuid.ts';
 import { IF, IOPL, RF, VM } from '../flags.ts';
 import { CS, group, type Handler, type OpDef, type OpTable, SS } from '../insn.ts';
