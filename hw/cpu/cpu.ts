@@ -195,6 +195,14 @@ export class Cpu {
   readonly trapRec: TrapRecord = { kind: 0, vector: 0, errorCode: -1, cr2: 0, eip: 0 };
   readonly cpuid: CpuidTable;
   readonly apicId: number;
+  // ---- guest mode (AMD SVM; see svm.ts): set between VMRUN and #VMEXIT
+  /** True while the core runs a guest. */
+  guest = false;
+  /** Nested paging for the running guest (VMCB NP_ENABLE), its root and table format (npt.ts). */
+  npEnabled = false;
+  nCr3 = 0;
+  nptFormat = 0;
+
   /** The core's local APIC (its MSRs), when the machine has one. */
   apic: ApicMsrs | null = null;
   /** Called when the core shuts down (triple fault). */
