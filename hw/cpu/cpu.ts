@@ -27,6 +27,7 @@ import { deliverEvent, EV_EXCEPTION, EV_EXTERNAL, EV_NMI } from './exceptions.ts
 import { AC, ARITH, DF, FIXED1, getCF, ID, IF, IOPL, materialize, NT, OF, RF, TF, VM } from './flags.ts';
 import { CS, DS, ES, FS, GS, type Insn, SS } from './insn.ts';
 import { walk, type WalkResult } from './paging.ts';
+import { guestDispatch, guestException, guestPending, guestShutdown, guestTakeEvent, guestWakeable, type SvmGuest, vmexitNow } from './svm.ts';
 import { P6_TLBS, TE_D, TE_G, TE_HIGH, TE_NX, TE_U, TE_W, Tlb, type TlbConfig } from './tlb.ts';
 
 /** Port I/O as the core sees it. */
@@ -41,8 +42,8 @@ export interface InterruptController {
   acknowledge(): number;
 }
 
-import { TRAP_EXCEPTION, TRAP_IDLE, TRAP_INTERRUPT, TRAP_SOFTINT, TRAP_SYSENTER } from './traps.ts';
-export { TRAP_EXCEPTION, TRAP_IDLE, TRAP_INTERRUPT, TRAP_SOFTINT, TRAP_SYSENTER };
+import { TRAP_EXCEPTION, TRAP_IDLE, TRAP_INTERRUPT, TRAP_SOFTINT, TRAP_SYSENTER, TRAP_VMEXIT } from './traps.ts';
+export { TRAP_EXCEPTION, TRAP_IDLE, TRAP_INTERRUPT, TRAP_SOFTINT, TRAP_SYSENTER, TRAP_VMEXIT };
 
 /** What a host trap carries (DESIGN.md, execution model). One record per core, reused. */
 export interface TrapRecord {
@@ -160,7 +161,7 @@ export class Cpu {
   stopAt = 0;
   readonly stats = {
     tlbMisses: 0, itlbMisses: 0, dtlbMisses: 0, walkRefs: 0, tlbFlushes: 0,
-    exceptions: 0, interrupts: 0, pageFaults: 0, decoded: 0,
+    exceptions: 0, interrupts: 0, pageFaults: 0, decoded: 0, vmexits: 0,
   };
   /** #UD raised for opcodes we do not implement, by opcode. */
   readonly unimplemented = new Map<number, number>();
@@ -202,6 +203,12 @@ export class Cpu {
   npEnabled = false;
   nCr3 = 0;
   nptFormat = 0;
+  /** The running guest's controls and exit state (svm.ts), null in host mode. */
+  svm: SvmGuest | null = null;
+  /** A #VMEXIT was raised inside the current instruction (svmExit) and is being unwound. */
+  exitPending = false;
+  /** The linear address of the last page fault (CR2 is written only when the #PF is delivered). */
+  pfAddr = 0;
 
   /** The core's local APIC (its MSRs), when the machine has one. */
   apic: ApicMsrs | null = null;
@@ -358,6 +365,19 @@ export class Cpu {
 
   /** True if `e` is the core's private unwind sentinel (for code that must catch and rethrow). */
   static isFault(e: unknown): boolean { return e === FAULT; }
+  isUnwind(e: unknown): boolean { return e === FAULT; }
+
+  /** Unwinds the current instruction for a #VMEXIT recorded by svm.ts. Never returns. */
+  exitNow(): never {
+    this.exitPending = true;
+    throw FAULT;
+  }
+
+  /** Reports a #VMEXIT to the host's handler (svm.ts calls this once the host state is back). */
+  vmexitToHost(exitCode: number): void {
+    if (this.host === null) return;
+    this.hostTrap(TRAP_VMEXIT, exitCode, -1, this.eip);
+  }
 
   // =============================================================================== linear memory
 
@@ -512,7 +532,7 @@ export class Cpu {
     this.stats.walkRefs += w.refs;
     this.cycles += w.refs * extraCosts.walkRef.cycles;
     if (fault >= 0) {
-      this.cr2 = lin | 0;
+      this.pfAddr = lin | 0;
       this.stats.pageFaults++;
       this.raise(14, fault);
     }
@@ -880,6 +900,7 @@ export class Cpu {
   // =============================================================================== events
 
   private pendingEvent(): boolean {
+    if (this.guest) return guestPending(this);
     if (this.nmiPending) return true;
     if (this.intc !== null && this.intc.hasInterrupt()) return (this.flags & IF) !== 0 || this.host !== null;
     return false;
@@ -893,7 +914,8 @@ export class Cpu {
   private takeEvent(): void {
     this.insnEip = this.eip; // a fault during delivery restores EIP to the interrupted instruction
     try {
-      if (this.nmiPending) {
+      if (this.guest) guestTakeEvent(this);
+      else if (this.nmiPending) {
         this.nmiPending = false;
         this.dispatch(2, EV_NMI, -1);
       } else {
@@ -908,6 +930,11 @@ export class Cpu {
   }
 
   private wakeFromHalt(): boolean {
+    if (this.guest) {
+      if (!guestWakeable(this)) return false;
+      this.state = RUNNING;
+      return true;
+    }
     if (this.nmiPending || (this.intc !== null && this.intc.hasInterrupt() && ((this.flags & IF) !== 0 || this.host !== null))) {
       this.state = RUNNING;
       if (this.host !== null) {
@@ -946,10 +973,19 @@ export class Cpu {
 
   /** The instruction raised excVec/excErr: restore EIP to it and deliver. */
   private fault(): void {
+    if (this.exitPending) {
+      // a #VMEXIT raised inside an instruction or an event delivery: RIP is that instruction
+      this.exitPending = false;
+      this.eip = this.insnEip;
+      vmexitNow(this, this.insnEip);
+      return;
+    }
     const vec = this.excVec, err = this.excErr;
     this.eip = this.insnEip;
     this.stats.exceptions++;
     this.cycles += extraCosts.exception.cycles;
+    if (this.guest) { guestException(this, vec, err); return; }
+    if (vec === 14) this.cr2 = this.pfAddr;
     if (this.host !== null) {
       this.delivering = -1;
       this.hostTrap(TRAP_EXCEPTION, vec, err, this.insnEip);
@@ -963,6 +999,7 @@ export class Cpu {
    * `nextEip` is the EIP pushed for traps and software interrupts.
    */
   dispatch(vec: number, type: number, err: number): void {
+    if (this.guest) { guestDispatch(this, vec, type, err); return; }
     if (this.host !== null) {
       this.hostTrap(type === EV_EXCEPTION ? TRAP_EXCEPTION : type === EV_EXTERNAL || type === EV_NMI ? TRAP_INTERRUPT : TRAP_SOFTINT, vec, err, this.eip);
       return;
@@ -999,6 +1036,7 @@ export class Cpu {
 
   /** Enters the shutdown state (triple fault). */
   shutdown(reason: string): void {
+    if (this.guest && guestShutdown(this)) return; // #VMEXIT(SHUTDOWN) when the VMM intercepts it
     this.state = SHUTDOWN;
     this.shutdownReason = `${reason} at eip ${this.insnEip.toString(16).padStart(8, '0')}`;
     this.stopAt = 0;

@@ -23,6 +23,7 @@
 import { insnCosts } from '../../costs.ts';
 import { ACC_WRITE } from '../access.ts';
 import type { Cpu } from '../cpu.ts';
+import { ioIntercept } from '../svm.ts';
 import { DF, IOPL } from '../flags.ts';
 import { ES, type Handler, type OpTable } from '../insn.ts';
 import { count, idx, rdElem, setCount, step, wrElem } from './string.ts';
@@ -65,12 +66,14 @@ const inAcc: Handler = (cpu, i) => {
   const size = (i.opcode & 1) === 0 ? 1 : i.opsz;
   const port = i.opcode >= 0xec ? cpu.r[2] & 0xffff : i.imm & 0xff;
   checkIo(cpu, port, size);
+  ioIntercept(cpu, port, size, true, false, false, i.adsz === 2, 3);
   setAcc(cpu, size, portIn(cpu, port, size));
 };
 const outAcc: Handler = (cpu, i) => {
   const size = (i.opcode & 1) === 0 ? 1 : i.opsz;
   const port = i.opcode >= 0xec ? cpu.r[2] & 0xffff : i.imm & 0xff;
   checkIo(cpu, port, size);
+  ioIntercept(cpu, port, size, false, false, false, i.adsz === 2, 3);
   portOut(cpu, port, size, cpu.r[0]);
 };
 
@@ -104,6 +107,7 @@ const ins: Handler = (cpu, i) => {
   const size = (i.opcode & 1) === 0 ? 1 : i.opsz;
   const delta = (cpu.flags & DF) !== 0 ? -size : size;
   const a16 = i.adsz === 2, port = cpu.r[2] & 0xffff;
+  if (cpu.guest) { checkIo(cpu, port, size); ioIntercept(cpu, port, size, true, true, i.rep !== 0, a16, 0); }
   if (i.rep === 0) { insOne(cpu, port, size, delta, a16); return; }
   checkIo(cpu, port, size);
   let n = count(cpu, a16);
@@ -122,6 +126,7 @@ const outs: Handler = (cpu, i) => {
   const size = (i.opcode & 1) === 0 ? 1 : i.opsz;
   const delta = (cpu.flags & DF) !== 0 ? -size : size;
   const a16 = i.adsz === 2, port = cpu.r[2] & 0xffff, seg = i.seg;
+  if (cpu.guest) { checkIo(cpu, port, size); ioIntercept(cpu, port, size, false, true, i.rep !== 0, a16, seg); }
   if (i.rep === 0) { outsOne(cpu, seg, port, size, delta, a16); return; }
   checkIo(cpu, port, size);
   let n = count(cpu, a16);

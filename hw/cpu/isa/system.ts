@@ -27,6 +27,8 @@
  */
 import type { Cpu } from '../cpu.ts';
 import { TRAP_SYSENTER } from '../traps.ts';
+import { icpt3, msrIntercept, svmExit } from '../svm.ts';
+import { EXIT_CPUID, EXIT_HLT, IC3_CPUID, IC3_HLT } from '../vmcb.ts';
 import { cpuidLookup } from '../cpuid.ts';
 import { IF, IOPL, RF, VM } from '../flags.ts';
 import { CS, group, type Handler, type OpDef, type OpTable, SS } from '../insn.ts';
@@ -233,6 +235,7 @@ const ud2: Handler = (cpu) => { cpu.raise(UD); };
 /** HLT: the core idles until an interrupt (cpu.ts run()/wakeFromHalt); EIP is already past HLT. */
 const hlt: Handler = (cpu) => {
   cpl0(cpu);
+  if (icpt3(cpu, IC3_HLT)) svmExit(cpu, EXIT_HLT);
   cpu.idle();
 };
 
@@ -256,6 +259,7 @@ const sti: Handler = (cpu) => {
 
 /** CPUID from the core's table; leaf 1 EBX[31:24] is the core's initial APIC ID. */
 const cpuid: Handler = (cpu) => {
+  if (icpt3(cpu, IC3_CPUID)) svmExit(cpu, EXIT_CPUID);
   const leaf = cpu.r[0] >>> 0;
   const l = cpuidLookup(cpu.cpuid, leaf);
   let ebx = l[1];
@@ -292,6 +296,7 @@ function patValid(lo: number, hi: number): boolean {
 const rdmsr: Handler = (cpu) => {
   cpl0(cpu);
   const msr = cpu.r[1] >>> 0;
+  msrIntercept(cpu, msr, false);
   let lo = 0, hi = 0;
   switch (msr) {
     case MSR_TSC: setEdxEax(cpu, readTsc(cpu)); return;
@@ -316,6 +321,7 @@ const rdmsr: Handler = (cpu) => {
 const wrmsr: Handler = (cpu) => {
   cpl0(cpu);
   const msr = cpu.r[1] >>> 0;
+  msrIntercept(cpu, msr, true);
   const lo = cpu.r[0] >>> 0, hi = cpu.r[2] >>> 0;
   switch (msr) {
     case MSR_TSC:
