@@ -1026,6 +1026,7 @@ export class Cpu {
       } catch (e) {
         if (e !== FAULT) throw e;
         const second = this.excVec, first = vec;
+        if (second === 14) this.cr2 = this.pfAddr; // CR2 is written when a #PF is detected, even one that becomes #DF
         if (first === 8) { this.shutdown(`triple fault (exception ${second} while delivering a double fault)`); return; }
         if (isDoubleFault(first, second)) { vec = 8; err = 0; }
         else { vec = second; err = this.excErr; }

@@ -236,6 +236,7 @@ export function guestException(cpu: Cpu, vec: number, err: number): void {
       if (!cpu.isUnwind(e)) throw e;
       if (cpu.exitPending) { cpu.exitPending = false; vmexitNow(cpu, cpu.eip); return; }
       const second = cpu.excVec;
+      if (second === 14 && ((g.excIcpt >>> 14) & 1) === 0) cpu.cr2 = cpu.pfAddr;
       if (vec === 8) { cpu.shutdown(`triple fault in the guest (exception ${second} while delivering a double fault)`); return; }
       const contributory = (x: number) => x === 0 || (x >= 10 && x <= 13);
       if ((contributory(vec) && contributory(second)) || (vec === 14 && (contributory(second) || second === 14))) { vec = 8; err = 0; }
