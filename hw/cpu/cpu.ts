@@ -24,8 +24,9 @@ import { CodeCache } from './codecache.ts';
 import { defaultCpuid, type CpuidTable } from './cpuid.ts';
 import { decode } from './decoder.ts';
 import { deliverEvent, EV_EXCEPTION, EV_EXTERNAL, EV_NMI } from './exceptions.ts';
-import { AC, ARITH, DF, FIXED1, getCF, ID, IF, IOPL, materialize, NT, OF, RF, TF, VM } from './flags.ts';
+import { AC, ARITH, DF, FIXED1, getCF, getOF, getPF, getSF, getZF, ID, IF, IOPL, materialize, NT, OF, RF, TF, VM } from './flags.ts';
 import { CS, DS, ES, FS, GS, type Insn, SS } from './insn.ts';
+import { raiseNpf } from './npt.ts';
 import { walk, type WalkResult } from './paging.ts';
 import { guestDispatch, guestException, guestPending, guestShutdown, guestTakeEvent, guestWakeable, type SvmGuest, vmexitNow } from './svm.ts';
 import { P6_TLBS, TE_D, TE_G, TE_HIGH, TE_NX, TE_U, TE_W, Tlb, type TlbConfig } from './tlb.ts';
@@ -283,6 +284,11 @@ export class Cpu {
   private cpuidHasVme(): boolean { return false; }
 
   getCF(): number { return getCF(this); }
+  /** Flag reads for generated handlers (isa/fast.ts), which cannot import flags.ts. */
+  zf(): boolean { return getZF(this); }
+  sf(): boolean { return getSF(this); }
+  of(): boolean { return getOF(this); }
+  pf(): boolean { return getPF(this); }
 
   /** Records a lazily evaluated arithmetic result (see flags.ts). */
   setLazy(op: number, sz: number, a: number, b: number, res: number): void {
@@ -484,12 +490,14 @@ export class Cpu {
 
   /**
    * Translates a linear address for an access, through the modelled TLB and the page tables.
-   * Raises #PF on a violation. Refills the fast mirror for data accesses.
+   * Raises #PF on a violation. Refills the fast mirror for data accesses. In guest mode with
+   * nested paging the TLB holds combined guest-linear -> host-physical translations, also with
+   * guest paging off, and a nested fault exits with #VMEXIT(NPF) (paging.ts, npt.ts).
    */
   translate(lin: number, acc: number, user: boolean): number {
     lin >>>= 0;
     const vpn = lin >>> 12;
-    if (!this.pg) {
+    if (!this.pg && !(this.npEnabled && this.guest)) {
       if (acc !== ACC_EXEC) this.mirror(vpn, vpn, TE_W | TE_U | TE_D);
       return lin;
     }
@@ -536,6 +544,7 @@ export class Cpu {
       this.stats.pageFaults++;
       this.raise(14, fault);
     }
+    if (fault !== -1) raiseNpf(this); // WALK_NPF: #VMEXIT(NPF)
     if (w.large) {
       const base = ((w.phys >>> 12) & ~((1 << lshift) - 1)) << 12;
       const ev = large.insert((vpn >>> lshift) | asidBits, base | w.flags);

@@ -112,7 +112,8 @@ function finish(i: Insn, def: PreparedDef | undefined): Insn {
   if (i.lock) i.cost = Math.max(i.cost, insnCosts.locked.cycles);
   if ((def.src.memOnly && !mem) || (def.src.regOnly && def.modrm && mem)) { i.exec = ud; return i; }
   if (i.lock && !(def.src.lockable && mem)) { i.exec = ud; return i; }
-  const h = mem ? (def.src.execM ?? def.src.exec) : (def.src.execR ?? def.src.exec);
+  const f = i.opsz === 4 ? def.src.fast32 : undefined;
+  const h = (f !== undefined ? (mem ? f.m : f.r) : undefined) ?? (mem ? (def.src.execM ?? def.src.exec) : (def.src.execR ?? def.src.exec));
   i.exec = h ?? udHandler;
   return i;
 }

@@ -96,6 +96,8 @@ export interface OpDef {
   readonly execR?: Handler;
   /** Handler when ModRM.mod != 3 (memory operand). */
   readonly execM?: Handler;
+  /** Specialised handlers for the 32-bit operand size (isa/fast.ts), register and memory forms. */
+  readonly fast32?: { readonly r?: Handler; readonly m?: Handler };
   /** A ModRM group: members chosen by ModRM.reg. */
   readonly group?: readonly (OpDef | undefined)[];
   /** For a group member with mod = 3: members chosen by ModRM.rm (0F 01 /1, /3 ...). */

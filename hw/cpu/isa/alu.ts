@@ -7,6 +7,7 @@ import type { Cpu } from '../cpu.ts';
 import { OP_ADC, OP_ADD, OP_LOGIC, OP_SBB, OP_SUB, CF } from '../flags.ts';
 import { group, type Handler, type Insn, type OpDef, type OpTable } from '../insn.ts';
 import { grp5Near } from './control.ts';
+import { aluFast32 } from './fast.ts';
 import { grp5Far } from './far.ts';
 import { grp3b, grp3v } from './muldiv.ts';
 import { grp5Stack } from './stack.ts';
@@ -201,19 +202,19 @@ for (let op = 0; op < 8; op++) {
   const lockable = op !== CMP;
   const base = op << 3;
   table[base] = { name, ops: 'Eb,Gb', exec: aluEb(op, srcG8), lockable };
-  table[base + 1] = { name, ops: 'Ev,Gv', exec: aluEv(op, srcGv), lockable };
+  table[base + 1] = { name, ops: 'Ev,Gv', exec: aluEv(op, srcGv), lockable, fast32: aluFast32(op, 'EG') };
   table[base + 2] = { name, ops: 'Gb,Eb', exec: aluGb(op) };
-  table[base + 3] = { name, ops: 'Gv,Ev', exec: aluGv(op) };
+  table[base + 3] = { name, ops: 'Gv,Ev', exec: aluGv(op), fast32: aluFast32(op, 'GE') };
   table[base + 4] = { name, ops: 'AL,Ib', exec: aluAL(op) };
-  table[base + 5] = { name, ops: 'eAX,Iz', exec: aluAX(op) };
+  table[base + 5] = { name, ops: 'eAX,Iz', exec: aluAX(op), fast32: aluFast32(op, 'AI') };
 }
 
 const g80: Record<number, OpDef> = {}, g81: Record<number, OpDef> = {}, g83: Record<number, OpDef> = {};
 for (let op = 0; op < 8; op++) {
   const name = ALU_NAMES[op], lockable = op !== CMP;
   g80[op] = { name, ops: 'Eb,Ib', exec: aluEb(op, srcImm), lockable };
-  g81[op] = { name, ops: 'Ev,Iz', exec: aluEv(op, srcImm), lockable };
-  g83[op] = { name, ops: 'Ev,Ibs', exec: aluEv(op, srcImm), lockable };
+  g81[op] = { name, ops: 'Ev,Iz', exec: aluEv(op, srcImm), lockable, fast32: aluFast32(op, 'EI') };
+  g83[op] = { name, ops: 'Ev,Ibs', exec: aluEv(op, srcImm), lockable, fast32: aluFast32(op, 'EI') };
 }
 table[0x80] = { name: 'grp1', group: group(g80) };
 table[0x81] = { name: 'grp1', group: group(g81) };

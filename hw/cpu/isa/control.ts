@@ -6,10 +6,8 @@ import type { Cpu } from '../cpu.ts';
 import { EV_ICEBP, EV_SOFT, EV_SOFT_EXC } from '../exceptions.ts';
 import { CC_NAMES as CC, getZF, OF, testCC } from '../flags.ts';
 import type { Handler, OpDef, OpTable } from '../insn.ts';
+import { jccFast } from './fast.ts';
 
-const jcc: Handler = (cpu, i) => {
-  if (testCC(cpu, i.opcode & 0xf)) cpu.jumpNear(cpu.eip + i.imm);
-};
 const jmpRel: Handler = (cpu, i) => { cpu.jumpNear(cpu.eip + i.imm); };
 const callRel: Handler = (cpu, i) => {
   const target = ((cpu.eip + i.imm) & (i.opsz === 4 ? -1 : 0xffff)) >>> 0;
@@ -81,6 +79,6 @@ export const table: OpTable = {
   0xf1: { name: 'icebp', exec: icebp, cls: 'intn' },
 };
 for (let cc = 0; cc < 16; cc++) {
-  table[0x70 + cc] = { name: 'j' + CC[cc], ops: 'Jb', exec: jcc, cls: 'branch' };
-  table[0x0f80 + cc] = { name: 'j' + CC[cc], ops: 'Jz', exec: jcc, cls: 'branch' };
+  table[0x70 + cc] = { name: 'j' + CC[cc], ops: 'Jb', exec: jccFast(cc, 'j' + CC[cc]), cls: 'branch' };
+  table[0x0f80 + cc] = { name: 'j' + CC[cc], ops: 'Jz', exec: jccFast(cc, 'j' + CC[cc]), cls: 'branch' };
 }
