@@ -12,7 +12,7 @@
  * Device time is the running core's clock while it executes (an I/O instruction sees its own
  * core's time), and the event's time while an event fires.
  */
-import { Cpu, HALTED, RUNNING, SHUTDOWN } from './cpu/cpu.ts';
+import { Cpu, HALTED, RUNNING, SHUTDOWN, WAIT_SIPI } from './cpu/cpu.ts';
 import { FEAT_APIC } from './cpu/cpuid.ts';
 import { ApicBus, LAPIC_BASE, LocalApic } from './devices/lapic.ts';
 import { IOAPIC_BASE, IoApic } from './devices/ioapic.ts';
@@ -144,10 +144,10 @@ export class Machine {
     this.lapics = this.cores.map((cpu, k) => {
       const a = new LocalApic({
         time: t, scheduler: s, apicId: k, bus: this.apicBus,
-        onInterruptChange: () => cpu.interruptChanged(),
-        onNmi: () => { cpu.nmiPending = true; cpu.interruptChanged(); },
-        onInit: () => cpu.init(k !== 0),
-        onStartup: (v) => cpu.startup(v),
+        onInterruptChange: () => { this.catchUp(cpu); cpu.interruptChanged(); },
+        onNmi: () => { this.catchUp(cpu); cpu.nmiPending = true; cpu.interruptChanged(); },
+        onInit: () => { this.catchUp(cpu); cpu.init(k !== 0); },
+        onStartup: (v) => { this.catchUp(cpu); cpu.startup(v); },
         onEoiBroadcast: (v) => this.ioapic.eoi(v),
       });
       this.apicBus.attach(a);
@@ -203,6 +203,29 @@ export class Machine {
   }
 
   get bsp(): Cpu { return this.cores[0]; }
+
+  /**
+   * A signal (interrupt, NMI, INIT, SIPI) reaches `cpu` at the current device time. A core that
+   * is halted or waiting for a SIPI did nothing meanwhile, so its clock moves up to that time:
+   * it must not wake "before" the timer event or the other core's IPI that woke it.
+   */
+  private catchUp(cpu: Cpu): void {
+    if (cpu.state !== HALTED && cpu.state !== WAIT_SIPI) return;
+    const now = this.time.now();
+    if (cpu.cycles < now) cpu.cycles = now;
+  }
+
+  /**
+   * Runs host code on `cpu` outside the run loop, as a boot loader's jump to a kernel's entry
+   * does: while `fn` runs, `cpu` is the current core (device time is its clock, the APIC page is
+   * its own APIC). Used by the LWK's entry (kernel/boot.ts); the run loop does the same for
+   * every host trap.
+   */
+  enter<T>(cpu: Cpu, fn: () => T): T {
+    const prev = this.current;
+    this.current = cpu;
+    try { return fn(); } finally { this.current = prev; }
+  }
 
   /** The local APIC of the core making the access (the APIC page is per core). */
   private localApic(): LocalApic {

@@ -193,6 +193,11 @@ export class Cpu {
   intc: InterruptController | null = null;
   nmiPending = false;
   irqShadow = false;
+  /**
+   * True while the one instruction that runs in an interrupt shadow executes (a #VMEXIT from it
+   * records INTERRUPT_SHADOW in the VMCB, svm.ts).
+   */
+  inShadow = false;
   host: HostHandler | null = null;
   readonly trapRec: TrapRecord = { kind: 0, vector: 0, errorCode: -1, cr2: 0, eip: 0 };
   readonly cpuid: CpuidTable;
@@ -797,6 +802,7 @@ export class Cpu {
         continue;
       }
       this.stopAt = this.irqShadow ? 0 : this.runLimit;
+      this.inShadow = this.irqShadow;
       this.irqShadow = false;
       try {
         this.execute();
@@ -804,6 +810,7 @@ export class Cpu {
         if (e !== FAULT) throw e;
         this.fault();
       }
+      this.inShadow = false;
     }
   }
 

@@ -33,6 +33,11 @@
  * A 16-bit TSS leaves the upper halves of the general registers at FFFFh, EFLAGS's upper half
  * at 0 and FS/GS null, and does not change CR3 (Bochs' measured behaviour of the 386).
  *
+ * SVM (svm.ts): in a guest, the task-switch intercept (exit 0x7d) is checked once the new TSS
+ * descriptor has passed its checks (type, present, limit: as Bochs orders it) and before the old
+ * TSS is checked or anything changes. RIP is the instruction (or, for an event, the instruction
+ * it interrupted) and the event being delivered is in EXITINTINFO.
+ *
  * Not modelled: the TSS's T bit (debug trap on task switch) is ignored; a VM flag in the new
  * EFLAGS is dropped (virtual-8086 tasks are not supported).
  */
@@ -41,6 +46,7 @@ import type { Cpu } from './cpu.ts';
 import { IF, NT } from './flags.ts';
 import { CS, DS, ES, FS, GS, SS } from './insn.ts';
 import { loadPdptes } from './paging.ts';
+import { taskSwitchIntercept } from './svm.ts';
 import {
   type Desc, descAr, descBase, descDpl, descIsCode, descIsSeg, descLimit, descPresent, GP, loadCs, loadFromDesc, NP,
   readDesc, setAccessed, SSF, TS,
@@ -94,6 +100,7 @@ export function taskSwitch(cpu: Cpu, sel: number, reason: number, err: number, e
   const nbase = descBase(nd), nlimit = descLimit(nd);
   const newMax = new32 ? 0x67 : 0x2b;
   if (nlimit < newMax) cpu.raise(TS, bad);
+  if (cpu.guest) taskSwitchIntercept(cpu, sel, iret, reason === TS_JMP, err);
   const old32 = (cpu.trAr & 8) !== 0;
   const obase = cpu.trBase;
   if (cpu.trLimit < (old32 ? 0x5f : 0x29)) cpu.raise(TS, (cpu.trSel & 0xfffc) | ext);

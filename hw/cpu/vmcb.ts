@@ -18,8 +18,9 @@ export const VMCB_IOPM_BASE = 0x040;         // 64-bit physical address
 export const VMCB_MSRPM_BASE = 0x048;        // 64-bit physical address
 export const VMCB_TSC_OFFSET = 0x050;        // 64-bit, signed
 export const VMCB_ASID = 0x058;              // 32 bits
-export const VMCB_TLB_CONTROL = 0x05c;       // 8 bits
+export const VMCB_TLB_CONTROL = 0x05c;       // 8 bits (bits 39:32 of the quadword at 0x058)
 export const VMCB_VINTR = 0x060;             // V_TPR 0-7, V_IRQ 8, V_INTR_PRIO 16-19, V_IGN_TPR 20, V_INTR_MASKING 24; V_INTR_VECTOR at +4 bits 0-7
+export const VMCB_V_INTR_VECTOR = 0x064;     // bits 39:32 of the quadword at 0x060
 export const VMCB_INT_STATE = 0x068;         // bit 0 INTERRUPT_SHADOW
 export const VMCB_EXITCODE = 0x070;          // 64 bits
 export const VMCB_EXITINFO1 = 0x078;
@@ -50,11 +51,24 @@ export const VMCB_RIP = 0x578;
 export const VMCB_RSP = 0x5d8;
 export const VMCB_RAX = 0x5f8;
 export const VMCB_STAR = 0x600;
+export const VMCB_LSTAR = 0x608, VMCB_CSTAR = 0x610, VMCB_SFMASK = 0x618, VMCB_KERNEL_GS_BASE = 0x620; // long mode: not used by this core
 export const VMCB_SYSENTER_CS = 0x628;
 export const VMCB_SYSENTER_ESP = 0x630;
 export const VMCB_SYSENTER_EIP = 0x638;
 export const VMCB_CR2 = 0x640;
-export const VMCB_G_PAT = 0x668;
+export const VMCB_G_PAT = 0x668;            // the guest's PAT, used only with nested paging
+export const VMCB_DBGCTL = 0x670;            // LBR virtualization: not modelled
+
+// ---- bits of the fields above (APM Table B-1)
+/** VMCB_VINTR: V_TPR (bits 3:0 used, 7:4 SBZ), V_IRQ, V_INTR_PRIO (19:16), V_IGN_TPR, V_INTR_MASKING. */
+export const V_TPR_MASK = 0x0f, V_IRQ = 1 << 8, V_INTR_PRIO_SHIFT = 16, V_IGN_TPR = 1 << 20, V_INTR_MASKING = 1 << 24;
+/** VMCB_INT_STATE bit 0. */
+export const INTERRUPT_SHADOW = 1;
+/** VMCB_NP_CONTROL bit 0. */
+export const NP_ENABLE = 1;
+/** VMCB_TLB_CONTROL encodings (APM Table 15-9); all others are reserved. */
+export const TLB_CONTROL_NOTHING = 0x00, TLB_CONTROL_FLUSH_ALL = 0x01, TLB_CONTROL_FLUSH_ASID = 0x03,
+  TLB_CONTROL_FLUSH_ASID_NONGLOBAL = 0x07;
 
 // ---- intercept vector 3 (offset 0x00c)
 export const IC3_INTR = 1 << 0, IC3_NMI = 1 << 1, IC3_SMI = 1 << 2, IC3_INIT = 1 << 3, IC3_VINTR = 1 << 4,

@@ -1,11 +1,17 @@
 /**
  * Instruction family: near control transfers (JMP, Jcc, CALL, RET, LOOP/LOOPE/LOOPNE, JCXZ)
  * and software interrupts (INT n, INT3, INTO, INT1/ICEBP).
+ *
+ * SVM (svm.ts): INT n is the INTn intercept (exit 0x75, EXITINFO1 = the vector), checked before
+ * the IDT is read; ICEBP has its own intercept (0x88) before the #DB it raises. INT3 and INTO
+ * raise #BP and #OF, which the exception intercepts catch (svm.ts guestDispatch), not INTn.
  */
 import type { Cpu } from '../cpu.ts';
 import { EV_ICEBP, EV_SOFT, EV_SOFT_EXC } from '../exceptions.ts';
 import { CC_NAMES as CC, getZF, OF, testCC } from '../flags.ts';
 import type { Handler, OpDef, OpTable } from '../insn.ts';
+import { icpt3, icpt4, svmExit } from '../svm.ts';
+import { EXIT_ICEBP, EXIT_SWINT, IC3_INTN, IC4_ICEBP } from '../vmcb.ts';
 import { jccFast } from './fast.ts';
 
 const jmpRel: Handler = (cpu, i) => { cpu.jumpNear(cpu.eip + i.imm); };
@@ -52,10 +58,16 @@ const jcxz: Handler = (cpu, i) => {
   if (c === 0) cpu.jumpNear(cpu.eip + i.imm);
 };
 
-const intn: Handler = (cpu, i) => { cpu.dispatch(i.imm & 0xff, EV_SOFT, -1); };
+const intn: Handler = (cpu, i) => {
+  if (icpt3(cpu, IC3_INTN)) svmExit(cpu, EXIT_SWINT, i.imm & 0xff);
+  cpu.dispatch(i.imm & 0xff, EV_SOFT, -1);
+};
 const int3: Handler = (cpu) => { cpu.dispatch(3, EV_SOFT_EXC, -1); };
 const into: Handler = (cpu) => { if (cpu.getEflags() & OF) cpu.dispatch(4, EV_SOFT_EXC, -1); };
-const icebp: Handler = (cpu) => { cpu.dispatch(1, EV_ICEBP, -1); };
+const icebp: Handler = (cpu) => {
+  if (icpt4(cpu, IC4_ICEBP)) svmExit(cpu, EXIT_ICEBP);
+  cpu.dispatch(1, EV_ICEBP, -1);
+};
 
 /** FF /2 (CALL Ev) and FF /4 (JMP Ev); alu.ts assembles group 5. */
 export const grp5Near: Record<number, OpDef> = {

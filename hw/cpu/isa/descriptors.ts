@@ -22,10 +22,19 @@
  *   with the limit bits 19:16 as AMD and Bochs store them) or FF00h (16-bit). LSL stores the
  *   byte-granular limit. On failure the destination is unchanged.
  * Only ZF is affected by LAR/LSL/VERR/VERW/ARPL; the other flags keep their values.
+ *
+ * SVM (svm.ts): SIDT, SGDT, SLDT, STR are the IDTR/GDTR/LDTR/TR read intercepts and LIDT, LGDT,
+ * LLDT, LTR the write intercepts (exits 0x66-0x6d, no exit information), checked after the #UD
+ * (real mode) and #GP (CPL) checks and before the operand is read or written.
  */
 import type { Cpu } from '../cpu.ts';
 import { materialize, ZF } from '../flags.ts';
 import { group, type Handler, type Insn, type OpDef, type OpTable } from '../insn.ts';
+import { icpt3, svmExit } from '../svm.ts';
+import {
+  EXIT_GDTR_READ, EXIT_GDTR_WRITE, EXIT_IDTR_READ, EXIT_IDTR_WRITE, EXIT_LDTR_READ, EXIT_LDTR_WRITE, EXIT_TR_READ, EXIT_TR_WRITE,
+  IC3_GDTR_READ, IC3_GDTR_WRITE, IC3_IDTR_READ, IC3_IDTR_WRITE, IC3_LDTR_READ, IC3_LDTR_WRITE, IC3_TR_READ, IC3_TR_WRITE,
+} from '../vmcb.ts';
 import {
   type Desc, descAr, descBase, descDpl, descIsCode, descIsSeg, descLimit, descPresent, GP, NP, readDesc,
 } from '../segmentation.ts';
@@ -48,11 +57,17 @@ function storeSel(cpu: Cpu, i: Insn, v: number): void {
   else cpu.wr16(i.seg, cpu.ea(i), v);
 }
 
-const sldt: Handler = (cpu, i) => { needPe(cpu); storeSel(cpu, i, cpu.ldtSel); };
-const str: Handler = (cpu, i) => { needPe(cpu); storeSel(cpu, i, cpu.trSel); };
+/** The SVM intercept `bit` of vector 3: exit `code` (no exit information). */
+function intercept(cpu: Cpu, bit: number, code: number): void {
+  if (icpt3(cpu, bit)) svmExit(cpu, code);
+}
+
+const sldt: Handler = (cpu, i) => { needPe(cpu); intercept(cpu, IC3_LDTR_READ, EXIT_LDTR_READ); storeSel(cpu, i, cpu.ldtSel); };
+const str: Handler = (cpu, i) => { needPe(cpu); intercept(cpu, IC3_TR_READ, EXIT_TR_READ); storeSel(cpu, i, cpu.trSel); };
 
 const lldt: Handler = (cpu, i) => {
   needPe(cpu); needCpl0(cpu);
+  intercept(cpu, IC3_LDTR_WRITE, EXIT_LDTR_WRITE);
   const sel = cpu.readE16(i);
   if ((sel & 0xfffc) === 0) { // a null selector makes the LDT unusable
     cpu.ldtSel = sel; cpu.ldtBase = 0; cpu.ldtLimit = 0; cpu.ldtAr = 0;
@@ -65,6 +80,7 @@ const lldt: Handler = (cpu, i) => {
 
 const ltr: Handler = (cpu, i) => {
   needPe(cpu); needCpl0(cpu);
+  intercept(cpu, IC3_TR_WRITE, EXIT_TR_WRITE);
   const sel = cpu.readE16(i);
   if ((sel & 0xfffc) === 0) cpu.raise(GP, 0);
   if ((sel & 4) !== 0 || !readDesc(cpu, sel, d)) cpu.raise(GP, sel & 0xfffc);
@@ -150,8 +166,9 @@ function storeTable(cpu: Cpu, i: Insn, limit: number, base: number): void {
 }
 
 let tblBase = 0;
-function loadTable(cpu: Cpu, i: Insn): number {
+function loadTable(cpu: Cpu, i: Insn, bit: number, code: number): number {
   needCpl0(cpu);
+  intercept(cpu, bit, code);
   const off = cpu.ea(i);
   const limit = cpu.rd16(i.seg, off);
   const base = cpu.rd32(i.seg, ((off + 2) & i.adMask) >>> 0);
@@ -159,10 +176,14 @@ function loadTable(cpu: Cpu, i: Insn): number {
   return limit;
 }
 
-const sgdt: Handler = (cpu, i) => { storeTable(cpu, i, cpu.gdtLimit, cpu.gdtBase); };
-const sidt: Handler = (cpu, i) => { storeTable(cpu, i, cpu.idtLimit, cpu.idtBase); };
-const lgdt: Handler = (cpu, i) => { const l = loadTable(cpu, i); cpu.gdtLimit = l; cpu.gdtBase = tblBase; };
-const lidt: Handler = (cpu, i) => { const l = loadTable(cpu, i); cpu.idtLimit = l; cpu.idtBase = tblBase; };
+const sgdt: Handler = (cpu, i) => { intercept(cpu, IC3_GDTR_READ, EXIT_GDTR_READ); storeTable(cpu, i, cpu.gdtLimit, cpu.gdtBase); };
+const sidt: Handler = (cpu, i) => { intercept(cpu, IC3_IDTR_READ, EXIT_IDTR_READ); storeTable(cpu, i, cpu.idtLimit, cpu.idtBase); };
+const lgdt: Handler = (cpu, i) => {
+  const l = loadTable(cpu, i, IC3_GDTR_WRITE, EXIT_GDTR_WRITE); cpu.gdtLimit = l; cpu.gdtBase = tblBase;
+};
+const lidt: Handler = (cpu, i) => {
+  const l = loadTable(cpu, i, IC3_IDTR_WRITE, EXIT_IDTR_WRITE); cpu.idtLimit = l; cpu.idtBase = tblBase;
+};
 
 /** 0F 01 /0-/3 (SGDT, SIDT, LGDT, LIDT); system.ts assembles group 7. */
 export const grp7Desc: Record<number, OpDef> = {

@@ -22,6 +22,10 @@
  * Left out: virtual-8086 mode. An IRET at CPL 0 whose popped EFLAGS has VM = 1 raises #GP(0)
  * instead of entering VM86 (the issue does not ask for it; CPUID does not advertise VME).
  *
+ * SVM (svm.ts): the IRET intercept (exit 0x74) is checked before IRET reads the stack, in every
+ * mode; a task switch (IRET with NT, JMP/CALL to a TSS or task gate) may exit through the
+ * task-switch intercept (taskswitch.ts).
+ *
  * Faults leave the architectural state as it was: every check and every stack access happens
  * before the first register changes; the new stack of an inner call is written before CS, SS
  * and ESP are committed (a fault there leaves only bytes below the inner ring's stack pointer).
@@ -33,7 +37,9 @@ import {
   checkStackSeg, type Desc, descAr, descBase, descDpl, descIsCode, descIsSeg, descLimit, descPresent, descType, GP,
   invalidateOuterSegs, loadCs, loadDataSeg, NP, readDesc, setAccessed, SSF, tssStack,
 } from '../segmentation.ts';
+import { icpt3, svmExit } from '../svm.ts';
 import { TS_CALL, TS_IRET, TS_JMP, taskSwitch } from '../taskswitch.ts';
+import { EXIT_IRET, IC3_IRET } from '../vmcb.ts';
 
 /** Scratch descriptors (no allocation per instruction). */
 const tgt: Desc = { lo: 0, hi: 0, addr: 0 };   // the selector's descriptor (segment or gate)
@@ -389,7 +395,10 @@ let farOff = 0;
 const jmpMp: Handler = (cpu, i) => { const sel = readFarPtr(cpu, i); jmpFar(cpu, sel, farOff); };
 const callMp: Handler = (cpu, i) => { const sel = readFarPtr(cpu, i); callFar(cpu, sel, farOff, i.opsz); };
 const retf: Handler = (cpu, i) => { retFar(cpu, i.opsz, i.opcode === 0xca ? i.imm & 0xffff : 0); };
-const iretH: Handler = (cpu, i) => { iret(cpu, i.opsz); };
+const iretH: Handler = (cpu, i) => {
+  if (icpt3(cpu, IC3_IRET)) svmExit(cpu, EXIT_IRET);
+  iret(cpu, i.opsz);
+};
 
 /** LES/LDS/LSS/LFS/LGS: the segment register is loaded (with its checks) before the GPR. */
 function loadFar(s: number): Handler {

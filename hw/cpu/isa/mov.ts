@@ -5,6 +5,8 @@
 import type { Cpu } from '../cpu.ts';
 import { CS, group, type Handler, SS, type OpTable } from '../insn.ts';
 import { loadDataSeg } from '../segmentation.ts';
+import { icpt3, svmExit } from '../svm.ts';
+import { EXIT_PAUSE, IC3_PAUSE } from '../vmcb.ts';
 
 const movEbGb: Handler = (cpu, i) => { cpu.writeE8(i, cpu.getReg8(i.reg)); };
 const movEvGv: Handler = (cpu, i) => {
@@ -87,6 +89,8 @@ const xchgAX: Handler = (cpu, i) => {
   else { const a = cpu.r[0] & 0xffff; cpu.setReg16(0, cpu.r[n]); cpu.setReg16(n, a); }
 };
 const nop: Handler = () => { /* no operation */ };
+/** PAUSE (F3 90): a NOP here; in a guest, the PAUSE intercept exits (0x77) on every PAUSE (no pause filter). */
+const pause: Handler = (cpu) => { if (icpt3(cpu, IC3_PAUSE)) svmExit(cpu, EXIT_PAUSE); };
 
 const movzxB: Handler = (cpu, i) => { const v = cpu.readE8(i); if (i.opsz === 4) cpu.r[i.reg] = v; else cpu.setReg16(i.reg, v); };
 const movzxW: Handler = (cpu, i) => { const v = cpu.readE16(i); if (i.opsz === 4) cpu.r[i.reg] = v; else cpu.setReg16(i.reg, v); };
@@ -112,7 +116,7 @@ export const table: OpTable = {
   0x8e: { name: 'mov', ops: 'Sw,Ew', exec: movSwEw, cls: 'segLoad' },
   0x86: { name: 'xchg', ops: 'Eb,Gb', exec: xchgEbGb, lockable: true, clsM: 'locked' },
   0x87: { name: 'xchg', ops: 'Ev,Gv', exec: xchgEvGv, lockable: true, clsM: 'locked' },
-  0x90: { name: 'nop', exec: nop, repVariant: { name: 'pause', exec: nop } },
+  0x90: { name: 'nop', exec: nop, repVariant: { name: 'pause', exec: pause } },
   0x98: { name: 'cbw', exec: cbw },
   0x99: { name: 'cwd', exec: cwd },
   0xa0: { name: 'mov', ops: 'AL,Ob', exec: movALOb, cls: 'load' },
@@ -127,6 +131,9 @@ export const table: OpTable = {
   0x0fbf: { name: 'movsx', ops: 'Gv,Ew', exec: movsxW },
   0x0f1f: { name: 'nop', ops: 'Ev', exec: nop },
 };
+// 0F 19-0F 1E: reserved hint NOPs on P6 and later, like 0F 1F (Intel SDM vol. 2B, "NOP"; Bochs decodes
+// them so for CPU level 6). Static glibc's ENDBR32 (F3 0F 1E FB) is one.
+for (let op = 0x0f19; op <= 0x0f1e; op++) table[op] = { name: 'nop', ops: 'Ev', exec: nop };
 for (let n = 1; n < 8; n++) table[0x90 + n] = { name: 'xchg', ops: 'Zv,eAX', exec: xchgAX };
 for (let n = 0; n < 8; n++) {
   table[0xb0 + n] = { name: 'mov', ops: 'Zb,Ib', exec: movRbIb };

@@ -31,6 +31,8 @@
  * fault, the bit is kept). A 32-bit POPF clears RF; the 16-bit form changes only bits 0-15.
  * PUSHF stores EFLAGS with VM and RF cleared.
  *
+ * SVM (svm.ts): PUSHF and POPF are intercepted (exits 0x70, 0x71) before they touch the stack.
+ *
  * No flags are undefined in this family.
  */
 import { extraCosts } from '../../costs.ts';
@@ -38,6 +40,8 @@ import type { Cpu } from '../cpu.ts';
 import { AC, ARITH, DF, ID, IF, IOPL, NT, RF, TF, VM } from '../flags.ts';
 import { CS, DS, ES, FS, GS, group, type Handler, type OpDef, type OpTable, SS } from '../insn.ts';
 import { loadDataSeg } from '../segmentation.ts';
+import { icpt3, svmExit } from '../svm.ts';
+import { EXIT_POPF, EXIT_PUSHF, IC3_POPF, IC3_PUSHF } from '../vmcb.ts';
 import { ACC_WRITE } from '../access.ts';
 
 const STACK_ACCESS = extraCosts.stackAccess.cycles;
@@ -133,6 +137,7 @@ const popa: Handler = (cpu, i) => {
 // ---- PUSHF / POPF
 
 const pushf: Handler = (cpu, i) => {
+  if (icpt3(cpu, IC3_PUSHF)) svmExit(cpu, EXIT_PUSHF);
   const f = cpu.getEflags() & ~(RF | VM);
   if (i.opsz === 4) cpu.push32(f); else cpu.push16(f);
 };
@@ -141,6 +146,7 @@ const pushf: Handler = (cpu, i) => {
 const POPF_ALL = ARITH | TF | IF | DF | IOPL | NT | AC | ID;
 
 const popf: Handler = (cpu, i) => {
+  if (icpt3(cpu, IC3_POPF)) svmExit(cpu, EXIT_POPF);
   const v = i.opsz === 4 ? cpu.pop32() : cpu.pop16();
   let mask = i.opsz === 4 ? POPF_ALL : POPF_ALL & 0xffff;
   if (cpu.pe) {

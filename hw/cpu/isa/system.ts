@@ -16,7 +16,20 @@
  * - CR0.CD/NW, INVD and WBINVD: no caches are modelled; the bits are kept and checked.
  * - CR0 reserved bits are ignored on writes and read as 0 (a 32-bit P6 raises no #GP for them).
  *   CR0.ET is hardwired to 1.
- * - RDPMC: the core has no performance counters, so every counter index is invalid: #GP(0).
+ * - RDPMC: the core has no performance counters, so every counter index is invalid: #GP(0)
+ *   (after the CPL/CR4.PCE check and the SVM intercept).
+ * - RDTSCP (0F 01 F9), MONITOR and MWAIT (0F 01 C8/C9) are not P6 instructions: #UD, counted as
+ *   unimplemented, unless a guest's VMM intercepts them (SVM, below).
+ *
+ * SVM (APM vol. 2, chapter 15; see svm.ts): in guest mode each instruction here checks its
+ * intercept after its own simple exceptions (#UD, #GP for CPL) and before anything that reads
+ * memory or depends on an operand's value. The SVM instructions (0F 01 D8-DF) raise #UD outside
+ * a guest: the host software is TypeScript and uses the core API (svm.ts vmrun()), CPUID does not
+ * advertise SVM and EFER.SVME cannot be set by code. In a guest (whose EFER.SVME is 1 on
+ * hardware, where VMRUN requires it) they are #UD in real mode and #GP(0) at CPL > 0 (VMMCALL: neither), then exit if
+ * intercepted (VMRUN always is); not intercepted, INVLPGA invalidates the page in rAX for the
+ * ASID in ECX, and VMMCALL, VMLOAD, VMSAVE, STGI, CLGI and SKINIT raise #UD (no nested SVM, no
+ * GIF).
  *
  * TLB flushes: a CR3 write flushes the current address space's non-global entries; a change of
  * CR0.PG or of CR4.PGE/PAE/PSE flushes every entry of the current address space, global ones
@@ -27,8 +40,14 @@
  */
 import type { Cpu } from '../cpu.ts';
 import { TRAP_SYSENTER } from '../traps.ts';
-import { icpt3, msrIntercept, svmExit } from '../svm.ts';
-import { EXIT_CPUID, EXIT_HLT, IC3_CPUID, IC3_HLT } from '../vmcb.ts';
+import { cr0SelIntercept, crIntercept, drIntercept, icpt3, icpt4, msrIntercept, svmExit } from '../svm.ts';
+import type { Tlb } from '../tlb.ts';
+import {
+  EXIT_CLGI, EXIT_CPUID, EXIT_HLT, EXIT_INVD, EXIT_INVLPG, EXIT_INVLPGA, EXIT_MONITOR, EXIT_MWAIT, EXIT_RDPMC, EXIT_RDTSC,
+  EXIT_RDTSCP, EXIT_SKINIT, EXIT_STGI, EXIT_VMLOAD, EXIT_VMMCALL, EXIT_VMRUN, EXIT_VMSAVE, EXIT_WBINVD, IC3_CPUID, IC3_HLT,
+  IC3_INVD, IC3_INVLPG, IC3_INVLPGA, IC3_RDPMC, IC3_RDTSC, IC4_CLGI, IC4_MONITOR, IC4_MWAIT, IC4_RDTSCP, IC4_SKINIT,
+  IC4_STGI, IC4_VMLOAD, IC4_VMMCALL, IC4_VMRUN, IC4_VMSAVE, IC4_WBINVD,
+} from '../vmcb.ts';
 import { cpuidLookup } from '../cpuid.ts';
 import { IF, IOPL, RF, VM } from '../flags.ts';
 import { CS, group, type Handler, type OpDef, type OpTable, SS } from '../insn.ts';
@@ -64,13 +83,16 @@ function cpl0(cpu: Cpu): void {
 
 // =============================================================================== control registers
 
+/** The value a CR0 write of `v` stores: reserved bits dropped, ET set. */
+function cr0Value(v: number): number { return ((v & CR0_BITS) | CR0_ET) >>> 0; }
+
 /**
  * Writes CR0 with the checks of MOV CR0 and LMSW: #GP(0) for PG without PE and for NW without
  * CD, and when paging is enabled under PAE with reserved bits in the PDPTEs. A change of PG
  * flushes the TLB; a change of PE or PG recomputes the mode; a change of WP resyncs the mirror.
  */
 export function writeCr0(cpu: Cpu, v: number): void {
-  v = ((v & CR0_BITS) | CR0_ET) >>> 0;
+  v = cr0Value(v);
   if ((v & CR0_PG) !== 0 && (v & CR0_PE) === 0) cpu.raise(GP, 0);
   if ((v & CR0_NW) !== 0 && (v & CR0_CD) === 0) cpu.raise(GP, 0);
   const old = cpu.cr0 >>> 0;
@@ -129,6 +151,7 @@ function readCr(cpu: Cpu, n: number): number {
 const movRdCd: Handler = (cpu, i) => {
   if (i.reg === 1 || i.reg > 4) cpu.raise(UD);
   cpl0(cpu);
+  crIntercept(cpu, i.reg, false, i.rm);
   cpu.r[i.rm] = readCr(cpu, i.reg);
 };
 
@@ -136,7 +159,9 @@ const movRdCd: Handler = (cpu, i) => {
 const movCdRd: Handler = (cpu, i) => {
   if (i.reg === 1 || i.reg > 4) cpu.raise(UD);
   cpl0(cpu);
+  crIntercept(cpu, i.reg, true, i.rm);
   const v = cpu.r[i.rm];
+  if (i.reg === 0) cr0SelIntercept(cpu, cr0Value(v), i.rm);
   switch (i.reg) {
     case 0: writeCr0(cpu, v); break;
     case 2: cpu.cr2 = v; break;
@@ -159,12 +184,14 @@ function drIndex(cpu: Cpu, n: number): number {
 const movRdDd: Handler = (cpu, i) => {
   const n = drIndex(cpu, i.reg);
   cpl0(cpu);
+  drIntercept(cpu, i.reg, false, i.rm);
   cpu.r[i.rm] = cpu.dr[n];
 };
 
 const movDdRd: Handler = (cpu, i) => {
   const n = drIndex(cpu, i.reg);
   cpl0(cpu);
+  drIntercept(cpu, i.reg, true, i.rm);
   const v = cpu.r[i.rm];
   if (n === 6) cpu.dr[6] = (v & 0x0000e00f) | 0xffff0ff0;      // B0-B3, BD, BS, BT; the rest reads as 1 (bit 12: 0)
   else if (n === 7) cpu.dr[7] = (v & 0xffff23ff) | 0x400;    // bit 10 reads as 1; 11, 12, 14, 15 as 0
@@ -173,26 +200,35 @@ const movDdRd: Handler = (cpu, i) => {
 
 // =============================================================================== group 7 members
 
-/** SMSW: a register destination at 32-bit operand size gets all of CR0; memory gets 16 bits. */
+/** SMSW: a register destination at 32-bit operand size gets all of CR0; memory gets 16 bits. A CR0 read for SVM. */
 const smsw: Handler = (cpu, i) => {
+  crIntercept(cpu, 0, false, -1);
   if (i.mod === 3) {
     if (i.opsz === 4) cpu.r[i.rm] = cpu.cr0;
     else cpu.setReg16(i.rm, cpu.cr0);
   } else cpu.wr16(i.seg, cpu.ea(i), cpu.cr0);
 };
 
-/** LMSW: loads PE, MP, EM and TS; it can set PE but never clear it. */
+/**
+ * LMSW: loads PE, MP, EM and TS; it can set PE but never clear it. A CR0 write for SVM: the CR0
+ * write intercept comes before the operand is read, the selective one (which needs the new
+ * value) after.
+ */
 const lmsw: Handler = (cpu, i) => {
   cpl0(cpu);
+  crIntercept(cpu, 0, true, -1);
   const src = cpu.readE16(i);
   const v = (cpu.cr0 & ~(CR0_MP | CR0_EM | CR0_TS)) | (src & (CR0_PE | CR0_MP | CR0_EM | CR0_TS));
+  cr0SelIntercept(cpu, cr0Value(v), -1);
   writeCr0(cpu, v);
 };
 
 /** INVLPG m: drops the translation of the page holding the operand's linear address (no segment checks). */
 const invlpg: Handler = (cpu, i) => {
   cpl0(cpu);
-  cpu.invlpg((cpu.segBase[i.seg] + cpu.ea(i)) | 0);
+  const lin = (cpu.segBase[i.seg] + cpu.ea(i)) | 0;
+  if (icpt3(cpu, IC3_INVLPG)) svmExit(cpu, EXIT_INVLPG, lin >>> 0);
+  cpu.invlpg(lin);
 };
 
 const grp7System: Record<number, OpDef> = {
@@ -200,13 +236,6 @@ const grp7System: Record<number, OpDef> = {
   6: { name: 'lmsw', ops: 'Ew', exec: lmsw, cls: 'system' },
   7: { name: 'invlpg', ops: 'M', exec: invlpg, cls: 'system', memOnly: true },
 };
-
-/**
- * Register forms of group 7 (mod = 3), by ModRM.reg, each a record by ModRM.rm. Empty until
- * the SVM issue: it adds `3: { 0: VMRUN, 1: VMMCALL, 2: VMLOAD, 3: VMSAVE, 4: STGI, 5: CLGI,
- * 6: SKINIT, 7: INVLPGA }` (0F 01 D8-DF). Encodings without an entry are #UD.
- */
-const GRP7_RM3: Record<number, Record<number, OpDef>> = {};
 
 function buildGrp7(): (OpDef | undefined)[] {
   const g = group(grp7Desc, grp7System);
@@ -222,13 +251,22 @@ function buildGrp7(): (OpDef | undefined)[] {
 
 // =============================================================================== the rest
 
+/** CLTS: a CR0 write for SVM (never a selective one: only TS changes). */
 const clts: Handler = (cpu) => {
   cpl0(cpu);
+  crIntercept(cpu, 0, true, -1);
   cpu.cr0 = (cpu.cr0 & ~CR0_TS) >>> 0;
 };
 
 /** INVD, WBINVD: no caches are modelled. */
-const invd: Handler = (cpu) => { cpl0(cpu); };
+const invd: Handler = (cpu) => {
+  cpl0(cpu);
+  if (icpt3(cpu, IC3_INVD)) svmExit(cpu, EXIT_INVD);
+};
+const wbinvd: Handler = (cpu) => {
+  cpl0(cpu);
+  if (icpt4(cpu, IC4_WBINVD)) svmExit(cpu, EXIT_WBINVD);
+};
 
 const ud2: Handler = (cpu) => { cpu.raise(UD); };
 
@@ -278,11 +316,80 @@ function setEdxEax(cpu: Cpu, v: number): void {
 
 const rdtsc: Handler = (cpu) => {
   if ((cpu.cr4 & CR4_TSD) !== 0 && cpu.cpl !== 0) cpu.raise(GP, 0);
+  if (icpt3(cpu, IC3_RDTSC)) svmExit(cpu, EXIT_RDTSC);
   setEdxEax(cpu, readTsc(cpu));
 };
 
-/** RDPMC: no counter exists, so the index in ECX is always invalid. */
-const rdpmc: Handler = (cpu) => { cpu.raise(GP, 0); };
+/** RDPMC: CPL > 0 needs CR4.PCE; no counter exists, so the index in ECX is always invalid (#GP(0) either way). */
+const rdpmc: Handler = (cpu) => {
+  if (cpu.cpl !== 0 && (cpu.cr4 & CR4_PCE) === 0) cpu.raise(GP, 0);
+  if (icpt3(cpu, IC3_RDPMC)) svmExit(cpu, EXIT_RDPMC);
+  cpu.raise(GP, 0);
+};
+
+/** RDTSCP (0F 01 F9) is not a P6 instruction: #UD, unless a guest's VMM intercepts it (after RDTSC's CR4.TSD check). */
+const rdtscp: Handler = (cpu) => {
+  if (!icpt4(cpu, IC4_RDTSCP)) cpu.unimplementedOpcode(0x0f01);
+  if ((cpu.cr4 & CR4_TSD) !== 0 && cpu.cpl !== 0) cpu.raise(GP, 0);
+  svmExit(cpu, EXIT_RDTSCP);
+};
+
+/** MONITOR, MWAIT (0F 01 C8/C9): not on a P6: #UD (also at CPL > 0), unless a guest's VMM intercepts them. */
+const monitor: Handler = (cpu) => {
+  if (cpu.cpl === 0 && icpt4(cpu, IC4_MONITOR)) svmExit(cpu, EXIT_MONITOR);
+  cpu.unimplementedOpcode(0x0f01);
+};
+const mwait: Handler = (cpu) => {
+  if (cpu.cpl === 0 && icpt4(cpu, IC4_MWAIT)) svmExit(cpu, EXIT_MWAIT);
+  cpu.unimplementedOpcode(0x0f01);
+};
+
+// =============================================================================== SVM instructions
+
+/** The checks every SVM instruction but VMMCALL makes before its intercept: a guest (EFER.SVME), protected mode, CPL 0. */
+function svmChecks(cpu: Cpu): void {
+  if (!cpu.guest || !cpu.pe) cpu.raise(UD);
+  cpl0(cpu);
+}
+
+/** VMRUN (always intercepted in a guest), VMLOAD, VMSAVE, STGI, CLGI, SKINIT: exit if intercepted, else #UD (no nested SVM, no GIF). */
+function svmInsn(bit: number, code: number): Handler {
+  return (cpu) => {
+    svmChecks(cpu);
+    if ((cpu.svm!.ic4 & bit) !== 0) svmExit(cpu, code);
+    cpu.raise(UD);
+  };
+}
+
+/** VMMCALL: at any CPL and in any mode; exits if intercepted, else #UD. */
+const vmmcall: Handler = (cpu) => {
+  if (icpt4(cpu, IC4_VMMCALL)) svmExit(cpu, EXIT_VMMCALL);
+  cpu.raise(UD);
+};
+
+/**
+ * INVLPGA: invalidates the translation of the page holding the linear address in rAX (EAX, or AX
+ * with a 16-bit address size) for the ASID in ECX, global or not. The intercept's EXITINFO1 is
+ * that address. For another ASID than the current one the fast mirror holds nothing to drop; a
+ * large-page entry is looked up under both large-page sizes (that ASID's paging mode is unknown
+ * here; dropping more than asked is allowed of a TLB).
+ */
+const invlpga: Handler = (cpu, i) => {
+  svmChecks(cpu);
+  const lin = (i.adsz === 4 ? cpu.r[0] : cpu.r[0] & 0xffff) >>> 0;
+  if (icpt3(cpu, IC3_INVLPGA)) svmExit(cpu, EXIT_INVLPGA, lin);
+  const asid = cpu.r[1] >>> 0;
+  if (asid === cpu.asid) { cpu.invlpg(lin | 0); return; }
+  if (asid > 2047) return;
+  const a = asid << 20, vpn = lin >>> 12;
+  dropKey(cpu.itlb, vpn | a); dropKey(cpu.dtlb, vpn | a);
+  dropKey(cpu.itlbLarge, (vpn >>> 9) | a); dropKey(cpu.dtlbLarge, (vpn >>> 9) | a);
+  dropKey(cpu.itlbLarge, (vpn >>> 10) | a); dropKey(cpu.dtlbLarge, (vpn >>> 10) | a);
+};
+function dropKey(t: Tlb, key: number): void {
+  const idx = t.lookup(key);
+  if (idx >= 0) t.invalidateIndex(idx);
+}
 
 /** A PAT entry must be UC, WC, WT, WP, WB or UC- (0, 1, 4, 5, 6, 7). */
 function patValid(lo: number, hi: number): boolean {
@@ -390,11 +497,36 @@ const sysexit: Handler = (cpu) => {
   cpu.eip = cpu.r[2] >>> 0;
 };
 
+/**
+ * Register forms of group 7 (mod = 3), by ModRM.reg, each a record by ModRM.rm: /1 MONITOR
+ * MWAIT (0F 01 C8/C9), /3 the SVM instructions VMRUN VMMCALL VMLOAD VMSAVE STGI CLGI SKINIT
+ * INVLPGA (0F 01 D8-DF), /7 RDTSCP (0F 01 F9). Encodings without an entry are #UD.
+ */
+const GRP7_RM3: Record<number, Record<number, OpDef>> = {
+  1: {
+    0: { name: 'monitor', exec: monitor, cls: 'system' },
+    1: { name: 'mwait', exec: mwait, cls: 'system' },
+  },
+  3: {
+    0: { name: 'vmrun', exec: svmInsn(IC4_VMRUN, EXIT_VMRUN), cls: 'system' },
+    1: { name: 'vmmcall', exec: vmmcall, cls: 'system' },
+    2: { name: 'vmload', exec: svmInsn(IC4_VMLOAD, EXIT_VMLOAD), cls: 'system' },
+    3: { name: 'vmsave', exec: svmInsn(IC4_VMSAVE, EXIT_VMSAVE), cls: 'system' },
+    4: { name: 'stgi', exec: svmInsn(IC4_STGI, EXIT_STGI), cls: 'system' },
+    5: { name: 'clgi', exec: svmInsn(IC4_CLGI, EXIT_CLGI), cls: 'system' },
+    6: { name: 'skinit', exec: svmInsn(IC4_SKINIT, EXIT_SKINIT), cls: 'system' },
+    7: { name: 'invlpga', exec: invlpga, cls: 'system' },
+  },
+  7: {
+    1: { name: 'rdtscp', exec: rdtscp, cls: 'rdtsc' },
+  },
+};
+
 export const table: OpTable = {
   0x0f01: { name: 'grp7', group: buildGrp7() },
   0x0f06: { name: 'clts', exec: clts, cls: 'system' },
   0x0f08: { name: 'invd', exec: invd, cls: 'system' },
-  0x0f09: { name: 'wbinvd', exec: invd, cls: 'system' },
+  0x0f09: { name: 'wbinvd', exec: wbinvd, cls: 'system' },
   0x0f0b: { name: 'ud2', exec: ud2 },
   0x0f20: { name: 'mov', ops: 'Rd,Cd', exec: movRdCd, cls: 'system', modIgnored: true },
   0x0f21: { name: 'mov', ops: 'Rd,Dd', exec: movRdDd, cls: 'system', modIgnored: true },

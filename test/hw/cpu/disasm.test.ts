@@ -37,11 +37,14 @@ const ALIASES: Record<string, string> = { icebp: 'int1', sal: 'shl' };
  * - D6 (SALC) is undocumented; binutils does not decode it.
  * - BSWAP with a 16-bit operand size is undefined (Intel SDM); the table says Zd, objdump shows
  *   the 16-bit register.
+ * - 0F 19-0F 1E are hint NOPs on a P6; objdump reads the MPX instructions (bndldx, bndmov, ...)
+ *   that later CPUs put there.
  */
 function skipEncoding(bytes: number[], name: string, mode: 0 | 1): boolean {
   const k = bytes.findIndex((b) => b === 0x0f);
   if (k > 0 && bytes.slice(0, k).includes(0xf3) && (bytes[k + 1] === 0xbc || bytes[k + 1] === 0xbd)) return true;
   if (name === 'salc') return true;
+  if (k >= 0 && bytes[k + 1] >= 0x19 && bytes[k + 1] <= 0x1e) return true;
   if (name === 'bswap' && (mode === 0) !== bytes.includes(0x66)) return true;
   return false;
 }
