@@ -1,5 +1,6 @@
 import { bareCommand } from './bare.ts';
 import { UsageError } from './options.ts';
+import { runCommand } from './run.ts';
 
 // The v3vee CLI: parses the subcommand and dispatches. Exit statuses follow DESIGN.md: 2 for a
 // job that could not start (bad option, missing file), 70 for an internal error.
@@ -10,6 +11,7 @@ usage: v3vee <command> [options]
 
 commands (as they land; see README.md):
   bare KERNEL     boot a Multiboot kernel on the bare emulated PC (no LWK, no VMM)
+  run ELF [ARGS]  boot the LWK and run a static i386 Linux program as its first process
   help            this text
 
 Run with no arguments to boot the combined image once it exists; until then this help is shown.
@@ -23,6 +25,7 @@ export async function runCli(argv: string[]): Promise<number> {
       return 0;
     }
     if (cmd === 'bare') return await bareCommand(argv.slice(1));
+    if (cmd === 'run') return await runCommand(argv.slice(1));
     throw new UsageError(`unknown command '${cmd}' (try 'v3vee help')`);
   } catch (e) {
     if (e instanceof UsageError) {

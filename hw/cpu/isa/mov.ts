@@ -131,9 +131,10 @@ export const table: OpTable = {
   0x0fbf: { name: 'movsx', ops: 'Gv,Ew', exec: movsxW },
   0x0f1f: { name: 'nop', ops: 'Ev', exec: nop },
 };
-// 0F 19-0F 1E: reserved hint NOPs on P6 and later, like 0F 1F (Intel SDM vol. 2B, "NOP"; Bochs decodes
-// them so for CPU level 6). Static glibc's ENDBR32 (F3 0F 1E FB) is one.
-for (let op = 0x0f19; op <= 0x0f1e; op++) table[op] = { name: 'nop', ops: 'Ev', exec: nop };
+// 0F 19 and 0F 1C-0F 1E: reserved hint NOPs on P6 and later, like 0F 1F (Intel SDM vol. 2B, "NOP";
+// Bochs decodes them so for CPU level 6). Static glibc's ENDBR32 (F3 0F 1E FB) is one. 0F 1A/1B are
+// hint NOPs too on a P6, but objdump (our disassembler's reference) decodes them as MPX: left out.
+for (const op of [0x0f19, 0x0f1c, 0x0f1d, 0x0f1e]) table[op] = { name: 'nop', ops: 'Ev', exec: nop };
 for (let n = 1; n < 8; n++) table[0x90 + n] = { name: 'xchg', ops: 'Zv,eAX', exec: xchgAX };
 for (let n = 0; n < 8; n++) {
   table[0xb0 + n] = { name: 'mov', ops: 'Zb,Ib', exec: movRbIb };
