@@ -1,0 +1,36 @@
+#!/bin/sh
+# Builds the native test programs: OUT/<name> for each (OUT defaults to build/ here).
+#   sh apps/native/build.sh [OUT]        build into OUT
+#   sh apps/native/build.sh --prebuilt   build into build/, then copy the programs to prebuilt/
+# Static i386 executables against the system's glibc, with gcc-multilib (gcc -m32). Sources are
+# named relative to this directory whatever OUT is and nothing records a time or a path, so the
+# same gcc and glibc give the same bytes (test/kernel/native.test.ts checks the prebuilt programs
+# against a rebuild when prebuilt/TOOLCHAIN matches the local toolchain).
+set -eu
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+PREBUILT=0
+if [ "${1:-}" = "--prebuilt" ]; then PREBUILT=1; shift; fi
+OUT=${1:-$HERE/build}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+cd "$HERE"
+
+CC=${CC:-gcc}
+CFLAGS="-m32 -static -O2"
+PROGRAMS="hello args heap compute fault tls upcase clock"
+
+for p in $PROGRAMS; do
+  $CC $CFLAGS -o "$OUT/$p" "$p.c"
+done
+$CC -m32 -static-pie -O2 -o "$OUT/hello-pie" hello.c
+$CC -m32 -static -nostdlib -o "$OUT/sysenter" sysenter.s
+
+if [ $PREBUILT = 1 ]; then
+  mkdir -p prebuilt
+  for p in $PROGRAMS hello-pie sysenter; do cp "$OUT/$p" "prebuilt/$p"; done
+  {
+    echo "gcc $($CC -dumpfullversion)"
+    echo "glibc $(ldd --version | head -n 1 | sed 's/.* //')"
+  } > prebuilt/TOOLCHAIN
+fi
