@@ -4,6 +4,7 @@
 import { expect, it } from 'vitest';
 import { Cpu, TRAP_VMEXIT } from '../../../hw/cpu/cpu.ts';
 import { vmrun } from '../../../hw/cpu/svm.ts';
+import { NPT_HASHED, NPT_LONG, NptBuilder, VMCB_NPT_FORMAT } from '../../../hw/cpu/npt.ts';
 import * as V from '../../../hw/cpu/vmcb.ts';
 import { PhysMem } from '../../../hw/mem/physmem.ts';
 import { assemble } from '../cpu/bare.ts';
@@ -47,6 +48,7 @@ gdtr: .word 23
 `;
 
 function setupVmcb(mem: PhysMem): V.VmcbView {
+  mem.writeBytes(VMCB, new Uint8Array(0x1000));
   const v = new V.VmcbView(mem, VMCB);
   v.w32(V.VMCB_INTERCEPTS3, V.IC3_IOIO | V.IC3_CPUID | V.IC3_HLT | V.IC3_SHUTDOWN);
   v.w32(V.VMCB_INTERCEPTS4, V.IC4_VMRUN);
@@ -57,12 +59,31 @@ function setupVmcb(mem: PhysMem): V.VmcbView {
   return v;
 }
 
+/** Guest RAM (4 MiB of guest-physical space) lives at this host-physical address under nested paging. */
+const HOST_GUEST_RAM = 0x400000;
+
 run('a test VMM', () => {
-  it('runs a guest to completion: I/O and CPUID intercepted, timer ticks injected at HLT', () => {
-    const mem = new PhysMem(4 << 20);
+  it.each([
+    ['no nested paging', -1],
+    ['nested paging (4-level radix)', NPT_LONG],
+    ['nested paging (hashed)', NPT_HASHED],
+  ])('runs a guest to completion with %s: I/O and CPUID intercepted, timer ticks injected at HLT', (_name, format) => {
+    const mem = new PhysMem(8 << 20);
     const cpu = new Cpu({ mem });
-    mem.writeBytes(GUEST_BASE, assemble(GUEST, GUEST_BASE));
     const v = setupVmcb(mem);
+    let guestRamHost = 0;
+    if (format >= 0) {
+      // guest-physical [0, 4 MiB) -> host-physical [4 MiB, 8 MiB); tables from a bump allocator at 3 MiB
+      let next = 0x300000;
+      const npt = new NptBuilder(mem, format, () => { const a = next; next += 0x1000; return a; },
+        format === NPT_HASHED ? { base: 0x200000, log2Slots: 12, largePages: true } : undefined);
+      npt.map(0, HOST_GUEST_RAM, 4 << 20);
+      v.w32(V.VMCB_NP_CONTROL, 1);
+      v.w64(V.VMCB_N_CR3, npt.nCr3);
+      v.w8(VMCB_NPT_FORMAT, format);
+      guestRamHost = HOST_GUEST_RAM;
+    }
+    mem.writeBytes(guestRamHost + GUEST_BASE, assemble(GUEST, GUEST_BASE));
     const exits = new Map<number, number>();
     let out = '', status = -1, ticks = 0;
     cpu.host = {
@@ -98,5 +119,9 @@ run('a test VMM', () => {
     expect(exits.get(V.EXIT_CPUID)).toBe(1);
     expect(exits.get(V.EXIT_IOIO)).toBe(2);
     expect(cpu.guest).toBe(false);
+    if (format >= 0) {
+      expect(exits.get(V.EXIT_NPF)).toBeUndefined();
+      expect(mem.read(GUEST_BASE, 1)).toBe(0); // nothing of the guest landed at its guest-physical address
+    }
   });
 });
