@@ -23,13 +23,13 @@ import type { PhysMem } from '../mem/physmem.ts';
 import { CodeCache } from './codecache.ts';
 import { defaultCpuid, type CpuidTable } from './cpuid.ts';
 import { decode } from './decoder.ts';
-import { deliverEvent, EV_EXCEPTION, EV_EXTERNAL, EV_NMI } from './exceptions.ts';
-import { AC, ARITH, DF, FIXED1, getCF, getOF, getPF, getSF, getZF, ID, IF, IOPL, materialize, NT, OF, RF, TF, VM } from './flags.ts';
-import { CS, DS, ES, FS, GS, type Insn, SS } from './insn.ts';
+import { deliverEvent, EV_EXCEPTION, EV_EXTERNAL, EV_NMI, isDoubleFault } from './exceptions.ts';
+import { AC, ARITH, DF, FIXED1, getCF, getOF, getPF, getSF, getZF, ID, IF, IOPL, materialize, NT, RF, TF } from './flags.ts';
+import { CS, type Insn, SS } from './insn.ts';
 import { raiseNpf } from './npt.ts';
 import { walk, type WalkResult } from './paging.ts';
 import { guestDispatch, guestException, guestPending, guestShutdown, guestTakeEvent, guestWakeable, type SvmGuest, vmexitNow } from './svm.ts';
-import { P6_TLBS, TE_D, TE_G, TE_HIGH, TE_NX, TE_U, TE_W, Tlb, type TlbConfig } from './tlb.ts';
+import { P6_TLBS, TE_D, TE_HIGH, TE_NX, TE_U, TE_W, Tlb, type TlbConfig } from './tlb.ts';
 
 /** Port I/O as the core sees it. */
 export interface IoBus {
@@ -281,12 +281,11 @@ export class Cpu {
   /** Sets EFLAGS bits in `mask` from `v` (no privilege checks; callers apply them). */
   setEflags(v: number, mask = -1): void {
     materialize(this);
-    const writable = ARITH | TF | IF | DF | IOPL | NT | RF | AC | ID | (this.cpuidHasVme() ? VM : 0);
+    const writable = ARITH | TF | IF | DF | IOPL | NT | RF | AC | ID; // VM: virtual-8086 mode is not modelled
     const m = mask & writable;
     this.flags = ((this.flags & ~m) | (v & m) | FIXED1) >>> 0;
     this.lazy = 0;
   }
-  private cpuidHasVme(): boolean { return false; }
 
   getCF(): number { return getCF(this); }
   /** Flag reads for generated handlers (isa/fast.ts), which cannot import flags.ts. */
@@ -1067,21 +1066,6 @@ export class Cpu {
     return this.raise(6);
   }
 
-  /** Segment register helpers for handlers. */
-  static readonly SEGS = [ES, CS, SS, DS, FS, GS] as const;
-  get dsBase(): number { return this.segBase[DS]; }
-  get fsBase(): number { return this.segBase[FS]; }
-  get gsBase(): number { return this.segBase[GS]; }
-  /** Global-page flag used by the walker. */
-  static readonly TE_G = TE_G;
 }
 
-const CONTRIBUTORY = new Set([0, 10, 11, 12, 13]);
-
-/** The 386 rule: which pairs of exceptions make a double fault. */
-export function isDoubleFault(first: number, second: number): boolean {
-  const c1 = CONTRIBUTORY.has(first), c2 = CONTRIBUTORY.has(second);
-  if (c1 && c2) return true;
-  if (first === 14 && (c2 || second === 14)) return true;
-  return false;
-}
+export { isDoubleFault };

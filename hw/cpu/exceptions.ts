@@ -22,6 +22,14 @@ export const EV_SOFT = 3;      // INT n: gate DPL checked against CPL
 export const EV_SOFT_EXC = 4;  // INT3, INTO: gate DPL checked; pushes the next EIP
 export const EV_ICEBP = 5;     // INT1 (F1): no DPL check
 
+/** Contributory exceptions (#DE, #TS, #NP, #SS, #GP). */
+function contributory(v: number): boolean { return v === 0 || (v >= 10 && v <= 13); }
+
+/** The 386 rule: which pairs of exceptions (first being delivered, second raised) make a double fault. */
+export function isDoubleFault(first: number, second: number): boolean {
+  return (contributory(first) && contributory(second)) || (first === 14 && (contributory(second) || second === 14));
+}
+
 /** Exceptions that push an error code. */
 export function hasErrorCode(vec: number): boolean {
   return vec === 8 || (vec >= 10 && vec <= 14) || vec === 17;

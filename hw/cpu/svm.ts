@@ -70,7 +70,7 @@
  */
 import { extraCosts } from '../costs.ts';
 import type { Cpu } from './cpu.ts';
-import { EV_EXCEPTION, EV_EXTERNAL, EV_ICEBP, EV_NMI, EV_SOFT, EV_SOFT_EXC, deliverEvent, hasErrorCode } from './exceptions.ts';
+import { EV_EXCEPTION, EV_EXTERNAL, EV_ICEBP, EV_NMI, EV_SOFT, EV_SOFT_EXC, deliverEvent, hasErrorCode, isDoubleFault } from './exceptions.ts';
 import { IF, RF } from './flags.ts';
 import { nptFormatOfView } from './npt.ts';
 import { loadPdptes } from './paging.ts';
@@ -303,8 +303,6 @@ export function vmexitNow(cpu: Cpu, rip: number): void {
   cpu.vmexitToHost(g.exitCode);
 }
 
-/** Exceptions that make a double fault with a contributory exception or a #PF raised while delivering them. */
-function contributory(x: number): boolean { return x === 0 || (x >= 10 && x <= 13); }
 
 /**
  * An exception raised in the guest (from Cpu.fault, or an injected one): intercept it or
@@ -332,7 +330,7 @@ export function guestException(cpu: Cpu, vec: number, err: number, injected = fa
         cpu.shutdown(`triple fault in the guest (exception ${vec} while delivering a double fault)`);
         return;
       }
-      if ((contributory(first) && contributory(vec)) || (first === 14 && (contributory(vec) || vec === 14))) {
+      if (isDoubleFault(first, vec)) {
         vec = 8; err = 0; errValid = true;
         if (((g.excIcpt >>> 8) & 1) !== 0) { exceptionExit(cpu, 8, 0); return; }
       }
