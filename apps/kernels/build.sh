@@ -17,7 +17,7 @@ cd "$HERE"
 
 CC=${CC:-gcc}
 LD=${LD:-ld}
-KERNELS="hello interrupts paging apic serial"
+KERNELS="hello interrupts paging apic serial mmu"
 LIB="lib/boot.S lib/isr.S lib/string.c lib/serial.c lib/printf.c lib/test.c lib/trap.c lib/pic.c lib/pit.c lib/paging.c"
 CFLAGS="-m32 -march=i686 -mtune=generic -ffreestanding -nostdlib -fno-pic -fno-pie -fno-ident \
 -fno-stack-protector -fno-asynchronous-unwind-tables -mgeneral-regs-only -O2 -std=gnu11 \

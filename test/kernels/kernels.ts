@@ -12,7 +12,7 @@ export const KERNELS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../
 export const PREBUILT_DIR = join(KERNELS_DIR, 'prebuilt');
 export const EXPECTED_DIR = join(KERNELS_DIR, 'expected');
 
-export const KERNEL_NAMES = ['hello', 'interrupts', 'paging', 'apic', 'serial'] as const;
+export const KERNEL_NAMES = ['hello', 'interrupts', 'paging', 'apic', 'serial', 'mmu'] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];
 
 export interface KernelRun {

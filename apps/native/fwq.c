@@ -1,0 +1,6 @@
+/* fwq: the noise benchmark apps/noise/fwq.c as a static i386 Linux program; parameters are
+ * key=value arguments, output as apps/noise/README.md describes. */
+#include "../noise/platform-linux.h"
+#include "../noise/fwq.c"
+
+NZ_MAIN(fwq)

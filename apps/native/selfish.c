@@ -1,0 +1,6 @@
+/* selfish: the noise benchmark apps/noise/selfish.c as a static i386 Linux program; parameters are
+ * key=value arguments, output as apps/noise/README.md describes. */
+#include "../noise/platform-linux.h"
+#include "../noise/selfish.c"
+
+NZ_MAIN(selfish)

@@ -1,0 +1,6 @@
+/* spmv: the noise benchmark apps/noise/spmv.c as a static i386 Linux program; parameters are
+ * key=value arguments, output as apps/noise/README.md describes. */
+#include "../noise/platform-linux.h"
+#include "../noise/spmv.c"
+
+NZ_MAIN(spmv)
