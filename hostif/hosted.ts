@@ -396,6 +396,9 @@ export class HostedHost implements Host {
   currentCore(): number { return this.executing >= 0 ? this.executing : 0; }
   cyclesPerSecond(): number { return this.machine.hz; }
   cycles(): number { return this.machine.cores[this.currentCore()].cycles; }
+  spend(cycles: number): void {
+    if (this.executing >= 0 && cycles > 0) this.machine.cores[this.executing].cycles += cycles;
+  }
 
   // ---- threads
   startThread(core: number, body: HostThread, name?: string): HostThreadHandle {

@@ -141,6 +141,12 @@ export interface Host {
   cyclesPerSecond(): number;
   /** The calling core's cycle clock. */
   cycles(): number;
+  /**
+   * Charges `cycles` of host software work (the VMM's handler costs, from its cost table) to
+   * the calling core's clock; nothing in the boot context. Optional: a host without it leaves
+   * the VMM's own work free of charge.
+   */
+  spend?(cycles: number): void;
 
   // ---- threads (requests.ts; README "The requests")
   /** Starts `body` on `core`, where it stays; it first runs when that core next schedules. */

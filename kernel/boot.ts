@@ -16,6 +16,8 @@
  *      starts in real mode at the trampoline page, whose one instruction (INT 0xF0) traps into
  *      the kernel's handler, which sets the core up the same way and lets it idle;
  *   6. starts the init task: the first process, from the first boot module, on core 0.
+ * Between 4 and 5 it brings up the host interface (kernel/hostif/), which the VMM runs on:
+ * `kernel.host`.
  * The boot log (memory, cores, timer) goes to the kernel console.
  */
 import type { MemRange } from '../hw/boot/multiboot.ts';
@@ -33,11 +35,13 @@ import { readCmosTime } from './drivers/rtc.ts';
 import { COM1_BASE, SerialConsole } from './drivers/serial.ts';
 import { Gdt, KERNEL_CS, KERNEL_DS } from './gdt.ts';
 import { GDT_VA, Kernel, type KernelOptions, SYSENTER_ENTRY_VA } from './kernel.ts';
+import { LwkHost } from './hostif/host.ts';
 import { KernelLog } from './log.ts';
 import { AddressSpace, KernelSpace } from './mm/aspace.ts';
 import { PAGE_SIZE, Pmem } from './mm/pmem.ts';
 import { PerCpu } from './percpu.ts';
 import { ExecError } from './proc/elf-loader.ts';
+import { mountRoot, programFromFs } from './fs/mount.ts';
 import { gpProfile, lwkProfile } from './sched/profile.ts';
 import { Scheduler, VEC_TIMER } from './sched/scheduler.ts';
 import { VEC_AP_START, VEC_APIC_ERROR, VEC_SPURIOUS } from './trap.ts';
@@ -159,6 +163,10 @@ function startKernel(m: Machine, info: BootInfo, opts: KernelOptions, bsp: Cpu):
     ? `general-purpose profile: periodic tick at ${opts.hz ?? 250} Hz with deferred work`
     : 'tickless (armed only when a decision is pending)'}; quantum ${opts.quantumMs ?? 10} ms`);
 
+  // ---- the host interface the VMM runs on (kernel/hostif/): kernel.host
+  k.host = new LwkHost(k, m, opts.host);
+  log.print(bsp, `hostif: host interface ${k.host.version.major}.${k.host.version.minor} up; streams ${k.host.streamNames().join(', ')}`);
+
   // ---- the other cores: INIT, STARTUP, STARTUP (MP spec B.4); each calls in from the trampoline
   k.apEntry = (cpu, core) => {
     setupCore(k, cpu, core);
@@ -204,6 +212,9 @@ function setupCore(k: Kernel, cpu: Cpu, core: number): void {
 
 /** Starts the first process from the boot module named in the options (default: the first). */
 function startInit(k: Kernel, bsp: Cpu, opts: KernelOptions): void {
+  const fsError = mountRoot(k, bsp, opts.initrd);
+  if (fsError !== null) { k.initError = fsError; k.log.print(bsp, `init: ${fsError}`); return; }
+  if (opts.init?.path !== undefined) { startInitFromFs(k, bsp, opts, opts.init.path); return; }
   const want = opts.init?.module;
   const md = want !== undefined ? k.info.modules.find((x) => x.name === want) : k.info.modules[0];
   if (md === undefined) {
@@ -222,5 +233,22 @@ function startInit(k: Kernel, bsp: Cpu, opts: KernelOptions): void {
     if (!(e instanceof ExecError) && !(e instanceof RangeError)) throw e;
     k.initError = e.message;
     k.log.print(bsp, `init: cannot start ${md.name}: ${e.message}`);
+  }
+}
+
+/** Starts the first process from a program of the initramfs (`run --initrd ... /bin/sh`). */
+function startInitFromFs(k: Kernel, bsp: Cpu, opts: KernelOptions, path: string): void {
+  const prog = programFromFs(k, path);
+  if (typeof prog === 'string') { k.initError = prog; k.log.print(bsp, `init: ${prog}`); return; }
+  const core = opts.init?.core ?? 0;
+  try {
+    const p = k.spawn(bsp, { image: prog.image, path, argv: opts.init?.argv ?? [path], core });
+    p.exe = prog.exe; // /proc/self/exe: the program itself, its links resolved
+    k.initPid = p.pid;
+    k.log.print(bsp, `init: pid ${p.pid} '${path}' (initramfs) on core ${core}, ${mib(p.aspace.stats().mappedBytes)} mapped`);
+  } catch (e) {
+    if (!(e instanceof ExecError) && !(e instanceof RangeError)) throw e;
+    k.initError = e.message;
+    k.log.print(bsp, `init: cannot start ${path}: ${e.message}`);
   }
 }

@@ -39,10 +39,19 @@ export const kernelCosts = {
   timerDecision: c(80, 'assumed', 'computing the next timer deadline from the run queue and the sleep list'),
   ipiSend: c(100, 'assumed', 'building and writing the ICR (two MMIO writes plus checks); charged on top of the MMIO accesses'),
   kthreadStep: c(50, 'assumed', 'resuming a kernel thread (a generator) and handling its request'),
+  // ---- the host interface (kernel/hostif/)
+  vmrunEntry: c(120, 'assumed', 'Palacios v3_svm_launch / KVM svm_vcpu_run entry: loading the guest GPRs from the save area (the register words themselves are charged per word), the checks before VMRUN'),
+  vmexitEntry: c(150, 'assumed', 'KVM svm_vcpu_run exit path / Palacios v3_svm_enter after VMRUN: storing the guest GPRs (charged per word), reading EXITCODE, host state fix-ups before interrupts are re-enabled (~150 instructions)'),
+  hostMessage: c(60, 'assumed', 'taking one cross-core request (start, wake, lock hand-over, call) off a per-core mailbox and acting on it: a list pop and a few stores, as a Linux smp_call_function_single IPI handler does'),
+  hostLock: c(40, 'assumed', 'acquiring or releasing a kernel mutex without contention, or queueing a waiter: a compare-and-swap and a list operation'),
+  hostAlloc: c(50, 'assumed', 'the host-interface wrapper around pmem for the VMM (argument checks, the live-block table); pmem charges its own walk'),
   // ---- processes
   elfLoadBase: c(5_000, 'assumed', 'parsing the ELF header and program headers, building the process structures'),
   signalDelivery: c(1_000, 'assumed', `${LMBENCH}: lat_sig catch ~1-3 us on P6: frame set-up on the user stack`),
   processExit: c(2_000, 'assumed', 'tearing down a process: freeing its regions and structures'),
+  processCreate: c(3_000, 'assumed', `${LMBENCH}: lat_proc fork ~100 us on P6 is mostly the address-space copy (charged per word by kernel/mm); the rest, copy_process building the task, descriptor-table and signal structures, is a few thousand instructions`),
+  threadCreate: c(1_500, 'assumed', 'clone(CLONE_THREAD): a task structure sharing everything else (Linux copy_process with CLONE_VM|CLONE_FILES|CLONE_SIGHAND: about half the work of a fork without its memory)'),
+  futexQueue: c(100, 'assumed', 'Linux kernel/futex: hashing the futex key and walking one hash bucket to queue or wake a waiter'),
   // ---- boot (Intel MultiProcessor Specification 1.4, appendix B.4: the universal start-up algorithm)
   apInitDelay: c(22_000_000, 'assumed', 'MP spec B.4: wait 10 ms after the INIT IPI (at 2.2 GHz), as Linux does on older CPUs'),
   apSipiDelay: c(440_000, 'assumed', 'MP spec B.4: wait 200 us after each STARTUP IPI (at 2.2 GHz)'),

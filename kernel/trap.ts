@@ -8,7 +8,10 @@
  *   TRAP_EXCEPTION                      a fault or trap of the running program: its signal
  *   TRAP_INTERRUPT                      an external interrupt while a program ran
  *   TRAP_IDLE                           an interrupt that woke the idle core
- *   TRAP_VMEXIT                         (the VMM's, not yet linked)
+ *   TRAP_VMEXIT                         the #VMEXIT of a kernel thread's 'vmrun' (kernel/hostif/):
+ *                                       the thread is resumed with it; a host interrupt left
+ *                                       pending (the one that forced an INTR exit) is taken
+ *                                       next, as an interruption of the guest
  *
  * Interrupts are handled to completion here (no deferred work): the timer is the scheduler's
  * decision point, a reschedule IPI asks for a decision, anything else is acknowledged and
@@ -33,6 +36,13 @@ export const VEC_APIC_ERROR = 0xfe;
 export const LWK_IRQ_PAGES = 2, LWK_IRQ_LINES = 16;
 
 export function trapEntry(k: Kernel, cpu: Cpu, t: TrapRecord): void {
+  const host = k.host;
+  if (host === null) { trapBody(k, cpu, t); return; }
+  const prev = host.enterCore(k.coreOf(cpu));
+  try { trapBody(k, cpu, t); } finally { host.leaveCore(prev); }
+}
+
+function trapBody(k: Kernel, cpu: Cpu, t: TrapRecord): void {
   const core = k.coreOf(cpu);
   const pc = k.percpu[core];
   if (!pc.online) {
@@ -69,7 +79,10 @@ export function trapEntry(k: Kernel, cpu: Cpu, t: TrapRecord): void {
       return;
     case TRAP_INTERRUPT:
     case TRAP_IDLE: {
-      const running = t.kind === TRAP_INTERRUPT;
+      // after a #VMEXIT the host takes a pending interrupt from idle: it interrupted the guest
+      const cr = k.sched.cores[core];
+      const running = t.kind === TRAP_INTERRUPT || cr.exitIrq;
+      cr.exitIrq = false;
       if (!running && pc.idleSince >= 0) { pc.idleCycles += cpu.cycles - pc.idleSince; pc.idleSince = -1; }
       charge(cpu, running ? 'interruptEntry' : 'idleWake');
       interrupt(k, cpu, core, t.vector, running);
@@ -78,8 +91,20 @@ export function trapEntry(k: Kernel, cpu: Cpu, t: TrapRecord): void {
       pc.noise.interrupt(t.vector, cpu.cycles - start, running);
       return;
     }
-    case TRAP_VMEXIT:
-      throw new Error(`#VMEXIT ${t.vector} on core ${core}: no VMM is linked into this kernel yet`);
+    case TRAP_VMEXIT: {
+      charge(cpu, 'vmexitEntry');
+      k.sched.guestExit(cpu, core, t.vector);
+      k.host?.noteExit(core, t.vector, cpu.cycles - start);
+      if (cpu.intc !== null && cpu.intc.hasInterrupt()) {
+        // the interrupt that ended the run (or came with the exit) is taken now, as host
+        // software does after #VMEXIT (STI): from idle it arrives at once, as TRAP_IDLE
+        k.sched.cores[core].exitIrq = true;
+        cpu.idle();
+        return;
+      }
+      k.sched.schedule(cpu, core);
+      return;
+    }
     default:
       throw new Error(`unknown host trap kind ${t.kind} on core ${core}`);
   }
@@ -102,6 +127,8 @@ function interrupt(k: Kernel, cpu: Cpu, core: number, vector: number, threadRunn
       k.log.print(cpu, `core ${core}: local APIC error interrupt`);
       return;
     default:
+      // a vector hooked through the host interface: its handler acknowledges it (ackInterrupt)
+      if (k.host !== null && k.host.interrupt(cpu, core, vector)) return;
       k.apic.eoi(cpu);
       k.strayInterrupts++;
   }

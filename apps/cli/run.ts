@@ -10,22 +10,29 @@ import type { ByteSink } from '../../hw/devices/types.ts';
 import { Machine, type StopReason } from '../../hw/machine.ts';
 import { bootKernel, makeBootInfo } from '../../kernel/boot.ts';
 import type { Kernel, ProfileName } from '../../kernel/kernel.ts';
+import { CpioError } from '../../kernel/fs/cpio.ts';
+import { loadInitramfs } from '../../kernel/fs/initramfs.ts';
 import { checkImage, ExecError } from '../../kernel/proc/elf-loader.ts';
+import { loadInitrd } from './initrd.ts';
 import { syscallName } from '../../kernel/syscalls/table.ts';
 import { one, parseArgs, parseIntOption, parseSize, UsageError } from './options.ts';
 import { readStdinIfPiped, StdoutSink } from './streams.ts';
 
-export const RUN_HELP = `usage: v3vee run [--cores N] [--mem SIZE] [--profile lwk|gp] [--hz N] [--seed N]
-                 [--strace] [--stats] [--verbose] [--max-cycles N] ELF [ARGS...]
+export const RUN_HELP = `usage: v3vee run [--cores N] [--mem SIZE] [--initrd DIR|CPIO] [--profile lwk|gp] [--hz N]
+                 [--seed N] [--strace] [--stats] [--verbose] [--max-cycles N] ELF [ARGS...]
 Boots the LWK on the emulated PC and runs a static i386 Linux executable as its first
 process, with ARGS, the environment PATH=/bin:/usr/bin HOME=/, and the CLI's stdin (read in
 full when it is not a terminal), stdout and stderr. The exit status is the program's (128 +
 the signal number when a signal killed it). --profile gp adds a general-purpose kernel's
 periodic tick (--hz, default 250) and deferred work, for noise comparisons; --strace prints
 each system call on stderr; --stats prints the kernel's per-core noise accounting; --verbose
-shows the kernel log (boot messages) on stderr.`;
+shows the kernel log (boot messages) on stderr. --initrd gives the LWK a read-only
+initramfs: a cpio newc archive, or a directory packed into one (sorted, mtime 0, uid/gid 0);
+with it, an absolute ELF path that exists in the initramfs names the program there
+(run --initrd root/ /bin/sh -c 'echo hi'); otherwise ELF is a file of the host.`;
 
 const encoder = new TextEncoder();
+const NO_PROC = { pid: 0, exeOf: (): string | null => null };
 
 function readProgram(path: string): Uint8Array {
   try { return new Uint8Array(readFileSync(path)); } catch (e) {
@@ -36,7 +43,7 @@ function readProgram(path: string): Uint8Array {
 
 export async function runCommand(argv: string[]): Promise<number> {
   const a = parseArgs(argv, {
-    mem: 'value', cores: 'value', profile: 'value', hz: 'value', seed: 'value', 'max-cycles': 'value',
+    mem: 'value', cores: 'value', initrd: 'value', profile: 'value', hz: 'value', seed: 'value', 'max-cycles': 'value',
     strace: 'flag', stats: 'flag', verbose: 'flag', help: 'flag',
   }, true);
   if (a.flags.has('help')) { process.stdout.write(RUN_HELP + '\n'); return 0; }
@@ -53,13 +60,23 @@ export async function runCommand(argv: string[]): Promise<number> {
   const seed = one(a, 'seed') !== undefined ? parseIntOption(one(a, 'seed')!, '--seed', 0, 0xffffffff) : 0;
   const maxCycles = one(a, 'max-cycles') !== undefined ? parseIntOption(one(a, 'max-cycles')!, '--max-cycles', 1) : Infinity;
   const [path, ...args] = a.positional;
-  const image = readProgram(path);
+  const initrdArg = one(a, 'initrd');
+  const initrd = initrdArg !== undefined ? loadInitrd(initrdArg) : undefined;
+  // with an initramfs, an absolute path it holds names the program there
+  let inFs = false;
+  if (initrd !== undefined && path.startsWith('/')) {
+    try { inFs = typeof loadInitramfs(initrd).lookup(path, '/', NO_PROC, true) !== 'number'; } catch (e) {
+      if (e instanceof CpioError) throw new UsageError(`--initrd ${initrdArg}: ${e.message}`);
+      throw e;
+    }
+  }
+  const image = inFs ? undefined : readProgram(path);
 
   const verbose = a.flags.has('verbose');
   const stdout = new StdoutSink(1), stderr = new StdoutSink(2);
   const input = readStdinIfPiped();
   const r = runLwk({
-    path, image, args, cores, mem, profile: profile as ProfileName, hz, seed, maxCycles, stdin: input ?? undefined,
+    path, image, initrd, args, cores, mem, profile: profile as ProfileName, hz, seed, maxCycles, stdin: input ?? undefined,
     stdout, stderr, kernelLog: verbose ? stderr : undefined,
     strace: a.flags.has('strace') ? (line: string) => stderr.write(encoder.encode(line + '\n')) : undefined,
   });
@@ -69,9 +86,14 @@ export async function runCommand(argv: string[]): Promise<number> {
 }
 
 export interface RunSpec {
-  /** The program's path (argv[0], AT_EXECFN, /proc/self/exe) and its bytes. */
+  /**
+   * The program's path (argv[0], AT_EXECFN, /proc/self/exe) and its bytes; without `image`,
+   * `path` names a program of the initramfs.
+   */
   path: string;
-  image: Uint8Array;
+  image?: Uint8Array;
+  /** The initramfs: a cpio newc archive (a boot module named "initramfs"). */
+  initrd?: Uint8Array;
   args?: readonly string[];
   cores?: number;
   mem?: number;
@@ -108,7 +130,8 @@ export interface RunResult {
  * the CLI and for tests. Throws UsageError when the job cannot start (the image is malformed).
  */
 export function runLwk(spec: RunSpec): RunResult {
-  try { checkImage(spec.image, spec.path); } catch (e) {
+  if (spec.image === undefined && spec.initrd === undefined) throw new UsageError(`${spec.path}: no program image and no initramfs to find it in`);
+  try { if (spec.image !== undefined) checkImage(spec.image, spec.path); } catch (e) {
     if (e instanceof ExecError) throw new UsageError(e.message);
     throw e;
   }
@@ -119,10 +142,15 @@ export function runLwk(spec: RunSpec): RunResult {
   });
   if (spec.stdin !== undefined && spec.stdin.length > 0) machine.console.input(0, spec.stdin);
   machine.console.closeInput(0);
-  const info = makeBootInfo(machine, [{ name: spec.path, data: spec.image }], `init=${spec.path}`);
+  const modules = [
+    ...(spec.image !== undefined ? [{ name: spec.path, data: spec.image }] : []),
+    ...(spec.initrd !== undefined ? [{ name: 'initramfs', data: spec.initrd }] : []),
+  ];
+  const info = makeBootInfo(machine, modules, `init=${spec.path}${spec.initrd !== undefined ? ' initrd=initramfs' : ''}`);
   const kernel = bootKernel(machine, info, {
     profile: spec.profile ?? 'lwk', hz: spec.hz, seed: spec.seed ?? 0, quantumMs: spec.quantumMs, strace: spec.strace ?? null,
-    init: { argv: [spec.path, ...(spec.args ?? [])] },
+    init: { argv: [spec.path, ...(spec.args ?? [])], ...(spec.image === undefined ? { path: spec.path } : { module: spec.path }) },
+    initrd: spec.initrd !== undefined ? 'initramfs' : undefined,
   });
   if (kernel.initError !== null) throw new UsageError(kernel.initError);
   spec.beforeRun?.(kernel, machine);

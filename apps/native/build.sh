@@ -18,7 +18,7 @@ cd "$HERE"
 
 CC=${CC:-gcc}
 CFLAGS="-m32 -static -O2"
-PROGRAMS="hello args heap compute fault tls upcase clock"
+PROGRAMS="hello args heap compute fault tls upcase clock fwq ftq selfish spmv threads procs futex signals pipes files sysbench"
 
 for p in $PROGRAMS; do
   $CC $CFLAGS -o "$OUT/$p" "$p.c"

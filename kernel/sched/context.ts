@@ -8,8 +8,8 @@ import type { Cpu } from '../../hw/cpu/cpu.ts';
 import { CS, DS, ES, FS, GS, SS } from '../../hw/cpu/insn.ts';
 import { writeCr3 } from '../../hw/cpu/isa/system.ts';
 import { chargeMem } from '../costs.ts';
-import type { Gdt } from '../gdt.ts';
-import type { UserContext } from './thread.ts';
+import { type Gdt, USER_CS, USER_DS } from '../gdt.ts';
+import { UserContext } from './thread.ts';
 
 const USER_EFLAGS_MASK = 0x00240fd5; // CF PF AF ZF SF TF IF DF OF AC ID: what a process may hold (IOPL 0, no NT, VM, RF)
 
@@ -45,4 +45,13 @@ export function reloadTlsSegments(cpu: Cpu, gdt: Gdt, first: number, last: numbe
       gdt.loadSegment(cpu, s, cpu.segSel[s]);
     }
   }
+}
+
+/** A process thread's first registers: EIP = the entry, ESP = the stack, the rest 0, flat user segments. */
+export function startContext(entry: number, sp: number): UserContext {
+  const ctx = new UserContext();
+  ctx.eip = entry;
+  ctx.regs[4] = sp;
+  ctx.sel[0] = USER_DS; ctx.sel[1] = USER_CS; ctx.sel[2] = USER_DS; ctx.sel[3] = USER_DS;
+  return ctx;
 }

@@ -4,7 +4,7 @@
  * when it stops running. A kernel thread is code: a generator that yields hostif requests (sleep
  * until a deadline, wait until woken, yield the core) and is resumed with their result.
  */
-import type { HostResume, HostThread } from '../../hostif/requests.ts';
+import type { HostRequest, HostResume, HostThread } from '../../hostif/requests.ts';
 import type { Descriptor } from '../gdt.ts';
 import { EMPTY } from '../gdt.ts';
 
@@ -32,6 +32,13 @@ export interface ThreadOwner {
   readonly cr3: number;
 }
 
+/**
+ * What a blocked system call's onResume returns to run the call again from the start (Linux's
+ * -ERESTARTNOINTR): the scheduler moves EIP back over the 2-byte INT 0x80 or SYSENTER; EAX still
+ * holds the call's number, the other registers its arguments.
+ */
+export const RESTART_SYSCALL = -513;
+
 let nextKernelTid = 1;
 
 export class Thread {
@@ -44,15 +51,33 @@ export class Thread {
   resume: HostResume = { kind: 'start' };
   /** A wake-up that came while the thread was not asleep: its next sleep or wait ends at once (hostif). */
   pendingWake = false;
-  /** A user thread blocked in a system call: what to finish when it runs again (returns EAX). */
+  /** A kernel thread's 'vmrun' waiting for its turn on the core (carried out by schedule()). */
+  pendingRun: Extract<HostRequest, { kind: 'vmrun' }> | null = null;
+  /** An error to throw into a kernel thread when it next runs (a request it may not make), or null. */
+  throwNext: { error: unknown } | null = null;
+  /** A kernel thread that threw: its error (its state is then 'dead'). */
+  failure: { error: unknown } | null = null;
+  /**
+   * A user thread blocked in a system call: what to finish when it runs again (returns EAX, or
+   * RESTART_SYSCALL to execute the call again: EIP goes back to the INT 0x80 / SYSENTER).
+   */
   onResume: (() => number) | null = null;
+  /**
+   * The thread must die (exit_group, a fatal signal, another thread's execve) but was running on
+   * another core when that was decided: it leaves at that core's next trap (the reschedule IPI
+   * sent then), as Linux's zapped threads leave on their way back to user mode.
+   */
+  killed = false;
+  /** set_tid_address / CLONE_CHILD_CLEARTID: zeroed and FUTEX_WAKEd when the thread exits (0: none). */
+  clearChildTid = 0;
   /** Cycles the thread has run (charged at each switch). */
   runCycles = 0;
   /** When it last started running on its core. */
   lastStart = 0;
 
   private constructor(
-    readonly tid: number,
+    /** The thread id (a process's main thread has tid = pid; execve by another thread takes the pid). */
+    public tid: number,
     readonly name: string,
     core: number,
     readonly user: UserContext | null,

@@ -17,6 +17,7 @@ import type { Cpu } from '../../hw/cpu/cpu.ts';
 import { charge } from '../costs.ts';
 import type { Kernel } from '../kernel.ts';
 import type { Process } from '../proc/process.ts';
+import { RESTART_SYSCALL } from '../sched/thread.ts';
 import { E, errnoText } from './errno.ts';
 import { SYSCALLS, syscallName } from './table.ts';
 import { NORETURN, type SysCtx, type SyscallDef, type SysRet } from './types.ts';
@@ -27,6 +28,9 @@ export function syscallEntry(k: Kernel, cpu: Cpu, core: number, sysenter: boolea
   const thread = k.sched.current(core);
   if (thread === null || thread.owner === null) throw new Error(`system call on core ${core} with no process running`);
   const proc = k.processes.get(thread.owner.pid)!;
+  // a thread killed from another core (exit_group, execve, a fatal signal) leaves at this trap
+  // (the scheduler drops it): its call is not run, since its process may have a new program
+  if (thread.killed) return cpu.r[0] >>> 0;
   const r = cpu.r;
   const nr = r[0] >>> 0;
   const a = [r[3] >>> 0, r[1] >>> 0, r[2] >>> 0, r[6] >>> 0, r[7] >>> 0, r[5] >>> 0];
@@ -52,7 +56,9 @@ export function syscallEntry(k: Kernel, cpu: Cpu, core: number, sysenter: boolea
     const block = ret;
     const onResume = trace === null ? block.onResume : () => {
       const v = block.onResume();
-      trace(`${callText(c, def, v)} = ${resultText(v, def)}`);
+      // a call run again from the start (RESTART_SYSCALL) is traced again when it returns, as strace shows it
+      if (v === RESTART_SYSCALL) trace(`${callText(c, def, null)} = ? ERESTARTNOINTR (To be restarted)`);
+      else trace(`${callText(c, def, v)} = ${resultText(v, def)}`);
       return v;
     };
     k.sched.block(cpu, core, block.until, onResume);

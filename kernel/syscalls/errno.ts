@@ -2,7 +2,7 @@
 export const E = {
   EPERM: 1, ENOENT: 2, ESRCH: 3, EINTR: 4, EIO: 5, ENXIO: 6, E2BIG: 7, ENOEXEC: 8, EBADF: 9, ECHILD: 10,
   EAGAIN: 11, ENOMEM: 12, EACCES: 13, EFAULT: 14, EBUSY: 16, EEXIST: 17, ENODEV: 19, ENOTDIR: 20, EISDIR: 21,
-  EINVAL: 22, EMFILE: 24, ENOTTY: 25, ESPIPE: 29, EROFS: 30, EPIPE: 32, ERANGE: 34, ENAMETOOLONG: 36, ENOSYS: 38,
+  EINVAL: 22, EMFILE: 24, ENOTTY: 25, ESPIPE: 29, EROFS: 30, EPIPE: 32, ERANGE: 34, ENAMETOOLONG: 36, ENOSYS: 38, ENOTEMPTY: 39, ELOOP: 40,
   EOPNOTSUPP: 95,
 } as const;
 
@@ -17,7 +17,7 @@ const MESSAGES: Partial<Record<ErrnoName, string>> = {
   EINVAL: 'Invalid argument', ENOTTY: 'Inappropriate ioctl for device', ESPIPE: 'Illegal seek',
   ENOSYS: 'Function not implemented', EPIPE: 'Broken pipe', ERANGE: 'Numerical result out of range',
   ENAMETOOLONG: 'File name too long', EOPNOTSUPP: 'Operation not supported', ECHILD: 'No child processes',
-  EISDIR: 'Is a directory', ENOTDIR: 'Not a directory', EROFS: 'Read-only file system', ENOEXEC: 'Exec format error',
+  EISDIR: 'Is a directory', ELOOP: 'Too many levels of symbolic links', ENOTEMPTY: 'Directory not empty', ENOTDIR: 'Not a directory', EROFS: 'Read-only file system', ENOEXEC: 'Exec format error',
 };
 
 /** "ENOSYS (Function not implemented)" for strace, from a positive errno. */

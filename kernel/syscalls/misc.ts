@@ -2,7 +2,7 @@
  * Small calls a static C library makes at start-up and now and then: uname, set_tid_address,
  * set_robust_list, rseq (-ENOSYS: the C library then does without), prlimit64 / ugetrlimit /
  * getrlimit, getrandom (deterministic, from the boot seed), sched_getaffinity, prctl
- * (PR_SET_NAME / PR_GET_NAME), readlink (/proc/self/exe), getcwd, sigaltstack.
+ * (PR_SET_NAME / PR_GET_NAME), sigaltstack (readlink and getcwd: fs.ts).
  * What identifies the system is the LWK's own: uname says Linux and i686, the node name is the
  * LWK's.
  */
@@ -109,24 +109,6 @@ function prctl(c: SysCtx): number {
   }
 }
 
-/** readlink: /proc/self/exe (and /proc/<pid>/exe of the caller) names the program; other paths do not exist yet. */
-function readlink(c: SysCtx): number {
-  const p = c.proc.aspace.copyinString(c.cpu, c.a[0], 4095);
-  if (!p.ok) return errno(p.error);
-  const path = new TextDecoder('latin1').decode(p.value);
-  if (s32(c.a[2]) <= 0) return -E.EINVAL;
-  if (path !== '/proc/self/exe' && path !== `/proc/${c.proc.pid}/exe`) return -E.ENOENT;
-  const target = enc.encode(c.proc.exe).subarray(0, c.a[2]);
-  const r = put(c, c.a[1], target);
-  return r !== 0 ? r : target.length;
-}
-
-function getcwd(c: SysCtx): number {
-  if (c.a[1] < 2) return -E.ERANGE;
-  const r = put(c, c.a[0], Uint8Array.of(0x2f, 0));
-  return r !== 0 ? r : 2;
-}
-
 function sigaltstack(c: SysCtx): number {
   if (c.a[1] !== 0) {
     const dv = new DataView(new ArrayBuffer(12));
@@ -139,7 +121,7 @@ function sigaltstack(c: SysCtx): number {
 
 export const miscCalls: Record<string, SyscallDef> = {
   uname: { name: 'uname', args: 'p', fn: uname },
-  set_tid_address: { name: 'set_tid_address', args: 'p', fn: (c) => { c.proc.clearChildTid = c.a[0]; return c.thread.tid; } },
+  set_tid_address: { name: 'set_tid_address', args: 'p', fn: (c) => { c.thread.clearChildTid = c.a[0]; return c.thread.tid; } },
   set_robust_list: {
     name: 'set_robust_list', args: 'pu',
     fn: (c) => { if (c.a[1] !== 12) return -E.EINVAL; c.proc.robustList = c.a[0]; c.proc.robustListLen = c.a[1]; return 0; },
@@ -151,7 +133,5 @@ export const miscCalls: Record<string, SyscallDef> = {
   getrandom: { name: 'getrandom', args: 'pux', fn: getrandom },
   sched_getaffinity: { name: 'sched_getaffinity', args: 'dup', fn: schedGetaffinity },
   prctl: { name: 'prctl', args: 'dpxxx', fn: prctl },
-  readlink: { name: 'readlink', args: 'spu', fn: readlink },
-  getcwd: { name: 'getcwd', args: 'pu', fn: getcwd },
   sigaltstack: { name: 'sigaltstack', args: 'pp', fn: sigaltstack },
 };

@@ -2,20 +2,28 @@
  * The system-call table, in one place: number -> handler, for the Linux i386 ABI. Each family
  * lives in its own file; a call missing here is answered -ENOSYS and counted (dispatch.ts).
  */
+import { cloneCalls } from './clone.ts';
+import { execCalls } from './exec.ts';
 import { exitCalls } from './exit.ts';
+import { forkCalls } from './fork.ts';
+import { fsCalls } from './fs.ts';
+import { futexCalls } from './futex.ts';
 import { idCalls } from './ids.ts';
 import { ioCalls } from './io.ts';
 import { memCalls } from './mem.ts';
 import { miscCalls } from './misc.ts';
 import { SYSCALL_NAMES } from './numbers.ts';
+import { pipeCalls } from './pipe.ts';
 import { signalCalls } from './signal.ts';
 import { statCalls } from './stat.ts';
 import { timeCalls } from './time.ts';
+import { waitCalls } from './wait.ts';
 import { tlsCalls } from './tls.ts';
 import type { SyscallDef } from './types.ts';
 
 const FAMILIES: readonly Record<string, SyscallDef>[] = [
-  ioCalls, memCalls, exitCalls, idCalls, tlsCalls, timeCalls, miscCalls, statCalls, signalCalls,
+  ioCalls, memCalls, exitCalls, idCalls, tlsCalls, timeCalls, miscCalls, statCalls, signalCalls, fsCalls, pipeCalls,
+  cloneCalls, forkCalls, execCalls, waitCalls, futexCalls,
 ];
 
 function build(): (SyscallDef | undefined)[] {
