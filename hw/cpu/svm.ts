@@ -112,15 +112,29 @@ export class SvmGuest {
   constructor(readonly vmcb: VmcbView) {}
 }
 
+/** One host save area per core, reused by every VMRUN (a core runs one guest at a time): no allocation per entry. */
+const hostAreas = new WeakMap<Cpu, HostState>();
+
 function saveHost(cpu: Cpu): HostState {
-  return {
-    r: cpu.r.slice(), eip: cpu.eip, eflags: cpu.getEflags(), segSel: cpu.segSel.slice(), segBase: cpu.segBase.slice(),
-    segLimit: cpu.segLimit.slice(), segAr: cpu.segAr.slice(), cpl: cpu.cpl,
-    gdt: [cpu.gdtBase, cpu.gdtLimit], idt: [cpu.idtBase, cpu.idtLimit],
-    ldt: [cpu.ldtSel, cpu.ldtBase, cpu.ldtLimit, cpu.ldtAr], tr: [cpu.trSel, cpu.trBase, cpu.trLimit, cpu.trAr],
-    cr0: cpu.cr0, cr2: cpu.cr2, cr3: cpu.cr3, cr4: cpu.cr4, efer: cpu.efer, dr: cpu.dr.slice(), pdpte: cpu.pdpte.slice(),
-    sysenter: [cpu.sysenterCs, cpu.sysenterEsp, cpu.sysenterEip], tscOffset: cpu.tscOffset, pat: cpu.pat,
-  };
+  let h = hostAreas.get(cpu);
+  if (h === undefined) {
+    h = {
+      r: cpu.r.slice(), eip: 0, eflags: 0, segSel: cpu.segSel.slice(), segBase: cpu.segBase.slice(),
+      segLimit: cpu.segLimit.slice(), segAr: cpu.segAr.slice(), cpl: 0, gdt: [0, 0], idt: [0, 0], ldt: [0, 0, 0, 0], tr: [0, 0, 0, 0],
+      cr0: 0, cr2: 0, cr3: 0, cr4: 0, efer: 0, dr: cpu.dr.slice(), pdpte: cpu.pdpte.slice(), sysenter: [0, 0, 0], tscOffset: 0, pat: 0n,
+    };
+    hostAreas.set(cpu, h);
+  }
+  h.r.set(cpu.r); h.eip = cpu.eip; h.eflags = cpu.getEflags();
+  h.segSel.set(cpu.segSel); h.segBase.set(cpu.segBase); h.segLimit.set(cpu.segLimit); h.segAr.set(cpu.segAr); h.cpl = cpu.cpl;
+  h.gdt[0] = cpu.gdtBase; h.gdt[1] = cpu.gdtLimit; h.idt[0] = cpu.idtBase; h.idt[1] = cpu.idtLimit;
+  h.ldt[0] = cpu.ldtSel; h.ldt[1] = cpu.ldtBase; h.ldt[2] = cpu.ldtLimit; h.ldt[3] = cpu.ldtAr;
+  h.tr[0] = cpu.trSel; h.tr[1] = cpu.trBase; h.tr[2] = cpu.trLimit; h.tr[3] = cpu.trAr;
+  h.cr0 = cpu.cr0; h.cr2 = cpu.cr2; h.cr3 = cpu.cr3; h.cr4 = cpu.cr4; h.efer = cpu.efer;
+  h.dr.set(cpu.dr); h.pdpte.set(cpu.pdpte);
+  h.sysenter[0] = cpu.sysenterCs; h.sysenter[1] = cpu.sysenterEsp; h.sysenter[2] = cpu.sysenterEip;
+  h.tscOffset = cpu.tscOffset; h.pat = cpu.pat;
+  return h;
 }
 
 function restoreHost(cpu: Cpu, h: HostState): void {

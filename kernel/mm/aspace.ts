@@ -436,6 +436,24 @@ export class AddressSpace {
   }
 
   /**
+   * The 32-bit little-endian word at user address `va`, or null (EFAULT) if any of its bytes is
+   * not readable: copyin(va, 4) without allocating (the SYSENTER path reads its sixth argument
+   * with it on every call). Charged as copyin charges one word.
+   */
+  readU32(meter: Meter, va: number): number | null {
+    const i = this.indexAt(va);
+    if (i >= 0 && va + 4 <= this.regs[i].end && this.regs[i].prot !== PROT_NONE) {
+      const r = this.regs[i];
+      meter.cycles += kernelCosts.memWord.cycles * 2;
+      const p = r.phys + (va - r.start);
+      const u8 = this.mem.u8;
+      return (u8[p] | (u8[p + 1] << 8) | (u8[p + 2] << 16) | (u8[p + 3] << 24)) >>> 0;
+    }
+    const w = this.copyin(meter, va, 4); // crosses a region boundary (or faults)
+    return w.ok ? (w.value[0] | (w.value[1] << 8) | (w.value[2] << 16) | (w.value[3] << 24)) >>> 0 : null;
+  }
+
+  /**
    * Copies `bytes` to user address `va` (writable pages; with `force`, any mapped page: the
    * loader writing a read-only text segment); EFAULT, with nothing written, if a page is not.
    */

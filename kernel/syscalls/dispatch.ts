@@ -35,8 +35,7 @@ export function syscallEntry(k: Kernel, cpu: Cpu, core: number, sysenter: boolea
   const nr = r[0] >>> 0;
   const a = [r[3] >>> 0, r[1] >>> 0, r[2] >>> 0, r[6] >>> 0, r[7] >>> 0, r[5] >>> 0];
   if (sysenter) {
-    const w = proc.aspace.copyin(cpu, r[5] >>> 0, 4);
-    a[5] = w.ok ? new DataView(w.value.buffer).getUint32(0, true) : 0;
+    a[5] = proc.aspace.readU32(cpu, r[5] >>> 0) ?? 0;
   }
   const def = SYSCALLS[nr];
   const c: SysCtx = { k, cpu, core, thread, proc, a, nr };

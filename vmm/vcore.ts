@@ -1,0 +1,267 @@
+/**
+ * A virtual core: its VMCB (with its I/O and MSR permission maps), the guest's general
+ * registers, its paging mode, and its run loop, a host thread (DESIGN.md's execution model):
+ *
+ *   loop:
+ *     run the VM's device events that are due (guest time = this core's clock)
+ *     inject a pending virtual interrupt, or ask for the interrupt window (intr/inject.ts)
+ *     yield {vmrun, vmcb, deadline: the VM's next timer event, regs}   <- the host runs the guest
+ *     resumed with {vmexit, exitCode}: re-inject an interrupted event, dispatch the exit
+ *       (exits/dispatch.ts), record it (telemetry.ts)
+ *     a HLT sleeps the thread until an interrupt is pending (the next timer event, or woken)
+ *
+ * Nothing runs in the background: all device work happens in the exit that caused it or at the
+ * event that falls due. The thread ends when the VM stops (debug-exit, stop(), an error).
+ */
+import {
+  EVT_EV, EVT_EXCEPTION, EVT_V, IC3_CPUID, IC3_HLT, IC3_INTR, IC3_INVLPGA, IC3_IOIO, IC3_MSR, IC3_NMI, IC3_SHUTDOWN,
+  IC4_CLGI, IC4_SKINIT, IC4_STGI, IC4_VMLOAD, IC4_VMMCALL, IC4_VMRUN, IC4_VMSAVE, V_INTR_MASKING, VMCB_ASID, VMCB_CR0,
+  VMCB_CPL, VMCB_CR2, VMCB_CR3, VMCB_CR4, VMCB_DR6, VMCB_DR7, VMCB_EFER, VMCB_EVENTINJ, VMCB_EXITINFO1, VMCB_EXITINFO2, VMCB_G_PAT, VMCB_GDTR, VMCB_IDTR,
+  VMCB_INT_STATE, VMCB_INTERCEPTS3, VMCB_INTERCEPTS4, VMCB_IOPM_BASE, VMCB_LDTR, VMCB_MSRPM_BASE, VMCB_NRIP, VMCB_RFLAGS,
+  VMCB_RIP, VMCB_RSP, VMCB_RAX, VMCB_SEGS, VMCB_TLB_CONTROL, VMCB_TR, VMCB_VINTR, VmcbView, EXIT_INVALID,
+} from '../hw/cpu/vmcb.ts';
+import type { PhysMem } from '../hw/mem/physmem.ts';
+import type { Host, HostResume, HostThread } from '../hostif/hostif.ts';
+import { vmmCosts } from './costs.ts';
+import { FEATURE_TRACE_EXITS } from './features.ts';
+import { ACT_HALT, ACT_STOP } from './exits/actions.ts';
+import { buildExitTable, type ExitHandler } from './exits/dispatch.ts';
+import { injectBeforeEntry, reinjectAfterExit } from './intr/inject.ts';
+import type { PagingContext, PagingMode } from './paging/mode.ts';
+import { traceLine } from './telemetry.ts';
+import type { Vm } from './vm.ts';
+
+export { ACT_CONTINUE, ACT_HALT, ACT_STOP } from './exits/actions.ts';
+
+const PAGE = 4096;
+const IOPM_PAGES = 3, MSRPM_PAGES = 2;
+
+let nextAsid = 1;
+
+export class VCore {
+  readonly mem: PhysMem;
+  readonly host: Host;
+  readonly v: VmcbView;
+  /** Guest general registers as Cpu.r (EAX and ESP live in the VMCB; the host loads and saves the rest). */
+  readonly regs = new Int32Array(8);
+  readonly pctx: PagingContext;
+  /** An interrupt-window request is up (V_IRQ + VINTR intercept). */
+  windowOpen = false;
+  /** An application processor waits for a start-up IPI (after INIT, at power-on, or parked by CLI; HLT). */
+  waitingSipi: boolean;
+  private readonly table: (ExitHandler | undefined)[];
+  private readonly spendFn: (cycles: number) => void;
+
+  private constructor(readonly vm: Vm, readonly id: number, readonly vmcb: number, readonly iopm: number, readonly msrpm: number, readonly paging: PagingMode) {
+    this.host = vm.host;
+    this.mem = vm.host.mem;
+    this.v = new VmcbView(this.mem, vmcb);
+    this.waitingSipi = id !== 0;
+    const host = this.host;
+    this.spendFn = typeof host.spend === 'function' ? (c) => host.spend!(c) : () => {};
+    this.table = buildExitTable(paging.exitCodes);
+    this.pctx = {
+      mem: this.mem,
+      vmcb,
+      ramBase: vm.ramBase,
+      ramSize: vm.ramSize,
+      allocPages: (count) => host.allocPages(count),
+      freePages: (base, count) => host.freePages(base, count),
+      charge: (cycles) => this.spend(cycles),
+      chargeRefs: (n) => this.spend(n * vmmCosts.memRef.cycles),
+      injectException: (vector, errorCode, cr2) => this.injectException(vector, errorCode, cr2),
+      count: (name, n = 1) => vm.telemetry.bump(name, n),
+      readGpr: (n) => this.reg(n),
+      writeGpr: (n, val) => this.setReg(n, val),
+    };
+  }
+
+  /** Allocates and initialises the VMCB and permission maps; null when the host has no memory. */
+  static create(vm: Vm, id: number, paging: PagingMode): VCore | null {
+    const h = vm.host;
+    const vmcb = h.allocPages(1);
+    if (vmcb === null) return null;
+    const iopm = h.allocPages(IOPM_PAGES);
+    if (iopm === null) { h.freePages(vmcb, 1); return null; }
+    const msrpm = h.allocPages(MSRPM_PAGES);
+    if (msrpm === null) { h.freePages(vmcb, 1); h.freePages(iopm, IOPM_PAGES); return null; }
+    const mem = h.mem;
+    mem.writeBytes(vmcb, new Uint8Array(PAGE));
+    mem.writeBytes(iopm, new Uint8Array(IOPM_PAGES * PAGE).fill(0xff)); // every port exits
+    mem.writeBytes(msrpm, new Uint8Array(MSRPM_PAGES * PAGE).fill(0xff)); // every MSR exits
+    const vc = new VCore(vm, id, vmcb, iopm, msrpm, paging);
+    vc.initVmcb();
+    return vc;
+  }
+
+  /** The VMCB a Multiboot loader leaves: flat 32-bit protected mode, paging and interrupts off. */
+  private initVmcb(): void {
+    const v = this.v;
+    v.w32(VMCB_INTERCEPTS3, IC3_INTR | IC3_NMI | IC3_CPUID | IC3_HLT | IC3_IOIO | IC3_MSR | IC3_SHUTDOWN | IC3_INVLPGA);
+    v.w32(VMCB_INTERCEPTS4, IC4_VMRUN | IC4_VMMCALL | IC4_VMLOAD | IC4_VMSAVE | IC4_STGI | IC4_CLGI | IC4_SKINIT);
+    v.w64(VMCB_IOPM_BASE, this.iopm);
+    v.w64(VMCB_MSRPM_BASE, this.msrpm);
+    v.w32(VMCB_ASID, nextAsid);
+    nextAsid = nextAsid >= 2047 ? 1 : nextAsid + 1;
+    v.w8(VMCB_TLB_CONTROL, 1); // first entry: flush every ASID's entries (the ASID may have been used before)
+    v.w32(VMCB_VINTR, V_INTR_MASKING);
+    for (let s = 0; s < 6; s++) {
+      const o = VMCB_SEGS[s];
+      const cs = s === 1;
+      v.w16(o, cs ? 0x08 : 0x10); v.w16(o + 2, cs ? 0xc9b : 0xc93); v.w32(o + 4, 0xffffffff); v.w64(o + 8, 0);
+    }
+    v.w32(VMCB_GDTR + 4, 0xffff); v.w64(VMCB_GDTR + 8, 0);
+    v.w32(VMCB_IDTR + 4, 0x3ff); v.w64(VMCB_IDTR + 8, 0);
+    v.w16(VMCB_LDTR, 0); v.w16(VMCB_LDTR + 2, 0x82); v.w32(VMCB_LDTR + 4, 0xffff);
+    v.w16(VMCB_TR, 0); v.w16(VMCB_TR + 2, 0x8b); v.w32(VMCB_TR + 4, 0xffff);
+    v.w32(VMCB_CR0, 0x11);
+    v.w64(VMCB_EFER, 0x1000);
+    v.w64(VMCB_RFLAGS, 2);
+    v.w64(VMCB_DR6, 0xffff0ff0); v.w64(VMCB_DR7, 0x400);
+    v.w32(VMCB_G_PAT, 0x00070406); v.w32(VMCB_G_PAT + 4, 0x00070406);
+  }
+
+  // ---- INIT and SIPI (application processors)
+
+  /** An INIT IPI: an application processor waits for a start-up IPI again (the boot processor ignores it). */
+  init(): void {
+    if (this.id !== 0) this.waitingSipi = true;
+  }
+
+  /** A start-up IPI: a waiting processor starts in real mode at vector * 4096 (CS = vector << 8, IP = 0). */
+  startup(vector: number): void {
+    if (!this.waitingSipi) return;
+    const v = this.v;
+    for (let s = 0; s < 6; s++) {
+      const o = VMCB_SEGS[s];
+      const cs = s === 1;
+      v.w16(o, cs ? (vector & 0xff) << 8 : 0); v.w16(o + 2, cs ? 0x9b : 0x93); v.w32(o + 4, 0xffff); v.w64(o + 8, cs ? (vector & 0xff) << 12 : 0);
+    }
+    v.w32(VMCB_GDTR + 4, 0xffff); v.w64(VMCB_GDTR + 8, 0);
+    v.w32(VMCB_IDTR + 4, 0x3ff); v.w64(VMCB_IDTR + 8, 0);
+    v.w64(VMCB_CR0, 0x10); v.w64(VMCB_CR3, 0); v.w64(VMCB_CR4, 0); v.w64(VMCB_EFER, 0x1000);
+    v.w8(VMCB_CPL, 0);
+    v.w64(VMCB_RFLAGS, 2); v.w64(VMCB_RIP, 0); v.w64(VMCB_RSP, 0); v.w64(VMCB_RAX, 0);
+    v.w32(VMCB_EVENTINJ, 0); v.w32(VMCB_INT_STATE, 0);
+    this.regs.fill(0);
+    this.waitingSipi = false;
+    this.vm.telemetry.bump('sipi');
+  }
+
+  // ---- guest state, for handlers
+
+  reg(i: number): number {
+    if (i === 0) return this.mem.read(this.vmcb + VMCB_RAX, 4) | 0;
+    if (i === 4) return this.mem.read(this.vmcb + VMCB_RSP, 4) | 0;
+    return this.regs[i];
+  }
+
+  setReg(i: number, val: number): void {
+    if (i === 0) this.mem.write(this.vmcb + VMCB_RAX, 4, val >>> 0);
+    else if (i === 4) this.mem.write(this.vmcb + VMCB_RSP, 4, val >>> 0);
+    else this.regs[i] = val | 0;
+  }
+
+  rip(): number { return this.mem.read(this.vmcb + VMCB_RIP, 4); }
+
+  /** Moves RIP (the instruction was emulated) and ends an interrupt shadow, as retiring it would. */
+  setRip(rip: number): void {
+    this.mem.write(this.vmcb + VMCB_RIP, 4, rip >>> 0);
+    this.mem.write(this.vmcb + VMCB_RIP + 4, 4, 0);
+    if (this.mem.read(this.vmcb + VMCB_INT_STATE, 4) !== 0) this.mem.write(this.vmcb + VMCB_INT_STATE, 4, 0);
+  }
+
+  /** RIP to nRIP (or past an instruction of `len` bytes when the exit saved none). */
+  skipInsn(len: number): void {
+    const n = this.mem.read(this.vmcb + VMCB_NRIP, 4);
+    this.setRip(n !== 0 ? n : this.rip() + len);
+  }
+
+  /** Charges VMM work to the core (Host.spend). */
+  spend(cycles: number): void {
+    this.spendFn(cycles);
+  }
+
+  /** An exception for the guest at the next entry (EVENTINJ); for #PF, CR2 = cr2. */
+  injectException(vector: number, errorCode?: number, cr2?: number): void {
+    const ev = errorCode !== undefined;
+    this.mem.write(this.vmcb + VMCB_EVENTINJ, 4, (EVT_V | (EVT_EXCEPTION << 8) | (vector & 0xff) | (ev ? EVT_EV : 0)) >>> 0);
+    this.mem.write(this.vmcb + VMCB_EVENTINJ + 4, 4, ev ? errorCode >>> 0 : 0);
+    if (vector === 14 && cr2 !== undefined) this.v.w64(VMCB_CR2, cr2 >>> 0);
+    this.vm.telemetry.bump(`inject.exception${vector}`);
+  }
+
+  /** Stops the VM in error with `reason` (a handler that cannot go on). */
+  fail(reason: string): number {
+    this.vm.requestStop('error', null, reason);
+    return ACT_STOP;
+  }
+
+  // ---- the run loop
+
+  *run(): HostThread {
+    const vm = this.vm, host = this.host, mem = this.mem, b = this.vmcb, tel = vm.telemetry;
+    const trace = FEATURE_TRACE_EXITS && vm.config.traceExits;
+    const req = { kind: 'vmrun' as const, vmcb: b, deadline: Infinity, regs: this.regs };
+    try {
+      for (;;) {
+        if (vm.stopRequested) break;
+        if (this.waitingSipi) { yield { kind: 'wait' }; continue; }
+        if (vm.pauseRequested) {
+          vm.notePaused(true);
+          while (vm.pauseRequested && !vm.stopRequested) yield { kind: 'wait' };
+          vm.notePaused(false);
+          continue;
+        }
+        vm.runEvents();
+        if (vm.stopRequested) break;
+        injectBeforeEntry(this);
+        this.spend(vmmCosts.entryPrep.cycles);
+        req.deadline = vm.nextEventAt();
+        const r: HostResume = yield req;
+        if (r.kind !== 'vmexit') continue;
+        const t0 = host.cycles();
+        const code = r.exitCode;
+        if (mem.read(b + VMCB_TLB_CONTROL, 1) !== 0) mem.write(b + VMCB_TLB_CONTROL, 1, 0);
+        if (code === EXIT_INVALID) { vm.requestStop('error', null, 'VMRUN refused the VMCB (VMEXIT_INVALID)'); break; }
+        const rip = mem.read(b + VMCB_RIP, 4);
+        vm.currentCore = this.id;
+        this.spend(vmmCosts.exitDispatch.cycles);
+        reinjectAfterExit(this);
+        const h = code >= 0 && code < this.table.length ? this.table[code] : undefined;
+        let act: number;
+        if (h === undefined) act = this.fail(`unhandled exit ${code === 0x400 ? 'NPF' : `0x${code.toString(16)}`}`);
+        else act = h(this, code);
+        const info1 = mem.read(b + VMCB_EXITINFO1, 4), info2 = mem.read(b + VMCB_EXITINFO2, 4);
+        tel.record(code, host.cycles() - t0, rip, info1, info2, t0);
+        if (trace) host.print(traceLine(tel.exits, this.id, t0, code, rip, info1, info2));
+        if (act === ACT_STOP) break;
+        if (act === ACT_HALT) {
+          // sleep until an interrupt is pending: guest time runs on with the core's clock
+          let woke = false;
+          for (;;) {
+            vm.runEvents();
+            if (vm.stopRequested || vm.pauseRequested) break;
+            if (vm.intr.pending(this.id)) { woke = true; break; }
+            if (this.waitingSipi) break;
+            const next = vm.nextEventAt();
+            tel.bump('hlt.sleeps');
+            yield next === Infinity ? { kind: 'wait' } : { kind: 'sleep', until: next };
+          }
+          if (woke) this.skipInsn(1);
+        }
+      }
+    } catch (e) {
+      vm.requestStop('error', null, `internal error in the VMM: ${e instanceof Error ? e.message : String(e)}`);
+      vm.internalError = e;
+    }
+    vm.vcoreEnded(this);
+  }
+
+  /** Frees the VMCB and maps (VM free). */
+  release(): void {
+    this.host.freePages(this.vmcb, 1);
+    this.host.freePages(this.iopm, IOPM_PAGES);
+    this.host.freePages(this.msrpm, MSRPM_PAGES);
+  }
+}
