@@ -676,6 +676,7 @@ export class HostedHost implements Host {
   /** Ends the sleeps due at `now`, in deadline order (then in the order they were asked for). */
   private endSleeps(k: number, now: number): void {
     const s = this.sched[k];
+    if (s.sleepers.length === 0) return;
     const due = s.sleepers.filter((t) => t.until <= now);
     if (due.length === 0) return;
     due.sort((a, b) => a.until - b.until || a.sleepSeq - b.sleepSeq);
@@ -703,6 +704,12 @@ export class HostedHost implements Host {
     t.resume = r;
     if (front) this.sched[t.core].runq.unshift(t);
     else this.sched[t.core].runq.push(t);
+  }
+
+  /** Refuses a thread's 'vmrun' with a HostifError naming the problem (a method, not a closure: no allocation per entry). */
+  private refuse(t: Thread, m: string): false {
+    this.throwInto(t, new HostifError(`vmrun: ${m}`));
+    return false;
   }
 
   private throwInto(t: Thread, e: unknown): void {
@@ -783,17 +790,16 @@ export class HostedHost implements Host {
     const req = t.pendingRun!;
     t.pendingRun = null;
     const { vmcb, deadline, regs } = req;
-    const bad = (m: string): false => { this.throwInto(t, new HostifError(`vmrun: ${m}`)); return false; };
-    if (typeof deadline !== 'number' || Number.isNaN(deadline)) return bad(`the deadline must be a cycle count, got ${String(deadline)}`);
+    if (typeof deadline !== 'number' || Number.isNaN(deadline)) return this.refuse(t, `the deadline must be a cycle count, got ${String(deadline)}`);
     if (typeof vmcb !== 'number' || !Number.isInteger(vmcb) || (vmcb & 0xfff) !== 0 || !this.mem.isRam(vmcb)) {
-      return bad(`the VMCB at ${describe(vmcb)} must be a page of RAM`);
+      return this.refuse(t, `the VMCB at ${describe(vmcb)} must be a page of RAM`);
     }
-    if (regs !== undefined && (!(regs instanceof Int32Array) || regs.length < 8)) return bad('regs must be an Int32Array of 8 registers');
+    if (regs !== undefined && (!(regs instanceof Int32Array) || regs.length < 8)) return this.refuse(t, 'regs must be an Int32Array of 8 registers');
     if ((this.mem.read(vmcb + VMCB_INTERCEPTS3, 4) & IC3_INTR) === 0) {
-      return bad(`the VMCB at 0x${vmcb.toString(16)} does not intercept INTR (VMCB_INTERCEPTS3 bit 0): the host could not take the core back at the deadline`);
+      return this.refuse(t, `the VMCB at 0x${vmcb.toString(16)} does not intercept INTR (VMCB_INTERCEPTS3 bit 0): the host could not take the core back at the deadline`);
     }
     if ((this.mem.read(vmcb + VMCB_VINTR, 4) & V_INTR_MASKING) === 0) {
-      return bad(`the VMCB at 0x${vmcb.toString(16)} does not set V_INTR_MASKING (VMCB_VINTR bit 24): a guest with IF clear would keep the host's INTR from exiting at the deadline`);
+      return this.refuse(t, `the VMCB at 0x${vmcb.toString(16)} does not set V_INTR_MASKING (VMCB_VINTR bit 24): a guest with IF clear would keep the host's INTR from exiting at the deadline`);
     }
     if (regs !== undefined) for (const i of GUEST_REGS) cpu.r[i] = regs[i];
     this.armTimer(k, others ? Math.min(deadline, cpu.cycles + this.slice) : deadline);

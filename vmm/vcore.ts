@@ -19,6 +19,8 @@ import {
   VMCB_CPL, VMCB_CR2, VMCB_CR3, VMCB_CR4, VMCB_DR6, VMCB_DR7, VMCB_EFER, VMCB_EVENTINJ, VMCB_EXITINFO1, VMCB_EXITINFO2, VMCB_G_PAT, VMCB_GDTR, VMCB_IDTR,
   VMCB_INT_STATE, VMCB_INTERCEPTS3, VMCB_INTERCEPTS4, VMCB_IOPM_BASE, VMCB_LDTR, VMCB_MSRPM_BASE, VMCB_NRIP, VMCB_RFLAGS,
   VMCB_RIP, VMCB_RSP, VMCB_RAX, VMCB_SEGS, VMCB_TLB_CONTROL, VMCB_TR, VMCB_VINTR, VmcbView, EXIT_INVALID,
+  VMCB_CLEAN, CLEAN_CACHED, CLEAN_CR2, CLEAN_CRX, CLEAN_DRX, CLEAN_DT, CLEAN_I, CLEAN_IOPM, CLEAN_NP, CLEAN_SEG, CLEAN_TPR,
+  VMCB_CR_INTERCEPTS, VMCB_DR_INTERCEPTS, VMCB_EXC_INTERCEPTS, VMCB_PAUSE_THRESHOLD, VMCB_TSC_OFFSET, VMCB_NP_CONTROL, VMCB_N_CR3,
 } from '../hw/cpu/vmcb.ts';
 import type { PhysMem } from '../hw/mem/physmem.ts';
 import type { Host, HostResume, HostThread } from '../hostif/hostif.ts';
@@ -36,6 +38,33 @@ export { ACT_CONTINUE, ACT_HALT, ACT_STOP } from './exits/actions.ts';
 const PAGE = 4096;
 const IOPM_PAGES = 3, MSRPM_PAGES = 2;
 
+/**
+ * VMCB clean bits (APM 15.15.3; hw/cpu/vmcb.ts CLEAN_*). Before each entry the VMM sets the bit
+ * of every group it has not changed since the last exit, so the core may keep its cached copy.
+ * Groups only this file changes (SEG, DT, DRx: startup(); CR2: injectException()) are tracked
+ * with markDirty(). The groups other parts of the VMM edit in place (intercepts and the
+ * interrupt window in intr/inject.ts, CR0/CR3/CR4 and intercepts in paging/shadow.ts, the NPT
+ * fields in paging/nested.ts, EFER/TSC_OFFSET/G_PAT in exits/msr.ts) are compared with their
+ * contents at the last exit: TRACKED lists those dwords (VMCB offset, group). A first entry is
+ * all dirty.
+ */
+const TRACKED: readonly (readonly [number, number])[] = [
+  [VMCB_CR_INTERCEPTS, CLEAN_I], [VMCB_DR_INTERCEPTS, CLEAN_I], [VMCB_EXC_INTERCEPTS, CLEAN_I], [VMCB_INTERCEPTS3, CLEAN_I],
+  [VMCB_INTERCEPTS4, CLEAN_I], [VMCB_PAUSE_THRESHOLD, CLEAN_I], [VMCB_TSC_OFFSET, CLEAN_I], [VMCB_TSC_OFFSET + 4, CLEAN_I],
+  [VMCB_IOPM_BASE, CLEAN_IOPM], [VMCB_IOPM_BASE + 4, CLEAN_IOPM], [VMCB_MSRPM_BASE, CLEAN_IOPM], [VMCB_MSRPM_BASE + 4, CLEAN_IOPM],
+  [VMCB_VINTR, CLEAN_TPR], [VMCB_VINTR + 4, CLEAN_TPR],
+  [VMCB_NP_CONTROL, CLEAN_NP], [VMCB_NP_CONTROL + 4, CLEAN_NP], [VMCB_N_CR3, CLEAN_NP], [VMCB_N_CR3 + 4, CLEAN_NP],
+  [VMCB_G_PAT, CLEAN_NP], [VMCB_G_PAT + 4, CLEAN_NP],
+  [VMCB_CR0, CLEAN_CRX], [VMCB_CR0 + 4, CLEAN_CRX], [VMCB_CR3, CLEAN_CRX], [VMCB_CR3 + 4, CLEAN_CRX],
+  [VMCB_CR4, CLEAN_CRX], [VMCB_CR4 + 4, CLEAN_CRX], [VMCB_EFER, CLEAN_CRX], [VMCB_EFER + 4, CLEAN_CRX],
+  [VMCB_CR2, CLEAN_CR2], [VMCB_CR2 + 4, CLEAN_CR2],
+];
+const TRACKED_IDX = Int32Array.from(TRACKED, ([o]) => o >> 2);
+const TRACKED_BIT = Int32Array.from(TRACKED, ([, b]) => b);
+const N_TRACKED = TRACKED.length;
+const I_RIP = VMCB_RIP >> 2, I_EXITINFO1 = VMCB_EXITINFO1 >> 2, I_EXITINFO2 = VMCB_EXITINFO2 >> 2;
+const B_TLB_CONTROL = VMCB_TLB_CONTROL, ALL_CLEAN = CLEAN_CACHED;
+
 let nextAsid = 1;
 
 export class VCore {
@@ -51,6 +80,10 @@ export class VCore {
   waitingSipi: boolean;
   private readonly table: (ExitHandler | undefined)[];
   private readonly spendFn: (cycles: number) => void;
+  /** Clean-bit groups changed since the last exit (markDirty); every group before the first entry. */
+  private dirty = ALL_CLEAN;
+  /** The TRACKED dwords as the last exit left them. */
+  private readonly atExit = new Int32Array(N_TRACKED);
 
   private constructor(readonly vm: Vm, readonly id: number, readonly vmcb: number, readonly iopm: number, readonly msrpm: number, readonly paging: PagingMode) {
     this.host = vm.host;
@@ -144,6 +177,7 @@ export class VCore {
     v.w64(VMCB_RFLAGS, 2); v.w64(VMCB_RIP, 0); v.w64(VMCB_RSP, 0); v.w64(VMCB_RAX, 0);
     v.w32(VMCB_EVENTINJ, 0); v.w32(VMCB_INT_STATE, 0);
     this.regs.fill(0);
+    this.markDirty(CLEAN_SEG | CLEAN_DT | CLEAN_CRX);
     this.waitingSipi = false;
     this.vm.telemetry.bump('sipi');
   }
@@ -177,6 +211,29 @@ export class VCore {
     this.setRip(n !== 0 ? n : this.rip() + len);
   }
 
+  /**
+   * Records that the VMM changed VMCB state of the clean-bit groups `bits` (hw/cpu/vmcb.ts
+   * CLEAN_*): the next entry reloads them. Edits of the TRACKED fields are found without it.
+   */
+  markDirty(bits: number): void {
+    this.dirty |= bits;
+  }
+
+  /** The clean bits for the next entry: every cached group neither marked dirty nor changed since the last exit. */
+  private cleanBits(): number {
+    let dirty = this.dirty;
+    const m = this.mem.i32, b = this.vmcb >>> 2, snap = this.atExit;
+    for (let i = 0; i < N_TRACKED; i++) if (m[b + TRACKED_IDX[i]] !== snap[i]) dirty |= TRACKED_BIT[i];
+    return ALL_CLEAN & ~dirty;
+  }
+
+  /** After an exit: what the core left in the VMCB is what it caches. */
+  private noteExit(): void {
+    const m = this.mem.i32, b = this.vmcb >>> 2, snap = this.atExit;
+    for (let i = 0; i < N_TRACKED; i++) snap[i] = m[b + TRACKED_IDX[i]];
+    this.dirty = 0;
+  }
+
   /** Charges VMM work to the core (Host.spend). */
   spend(cycles: number): void {
     this.spendFn(cycles);
@@ -187,7 +244,7 @@ export class VCore {
     const ev = errorCode !== undefined;
     this.mem.write(this.vmcb + VMCB_EVENTINJ, 4, (EVT_V | (EVT_EXCEPTION << 8) | (vector & 0xff) | (ev ? EVT_EV : 0)) >>> 0);
     this.mem.write(this.vmcb + VMCB_EVENTINJ + 4, 4, ev ? errorCode >>> 0 : 0);
-    if (vector === 14 && cr2 !== undefined) this.v.w64(VMCB_CR2, cr2 >>> 0);
+    if (vector === 14 && cr2 !== undefined) { this.v.w64(VMCB_CR2, cr2 >>> 0); this.markDirty(CLEAN_CR2); }
     this.vm.telemetry.bump(`inject.exception${vector}`);
   }
 
@@ -201,6 +258,7 @@ export class VCore {
 
   *run(): HostThread {
     const vm = this.vm, host = this.host, mem = this.mem, b = this.vmcb, tel = vm.telemetry;
+    const i32 = mem.i32, b4 = b >>> 2; // the VMCB is a page of RAM: its dwords are aligned
     const trace = FEATURE_TRACE_EXITS && vm.config.traceExits;
     const req = { kind: 'vmrun' as const, vmcb: b, deadline: Infinity, regs: this.regs };
     try {
@@ -218,13 +276,15 @@ export class VCore {
         injectBeforeEntry(this);
         this.spend(vmmCosts.entryPrep.cycles);
         req.deadline = vm.nextEventAt();
+        mem.write(b + VMCB_CLEAN, 4, this.cleanBits());
         const r: HostResume = yield req;
         if (r.kind !== 'vmexit') continue;
         const t0 = host.cycles();
         const code = r.exitCode;
-        if (mem.read(b + VMCB_TLB_CONTROL, 1) !== 0) mem.write(b + VMCB_TLB_CONTROL, 1, 0);
+        if (mem.u8[b + B_TLB_CONTROL] !== 0) mem.write(b + B_TLB_CONTROL, 1, 0);
         if (code === EXIT_INVALID) { vm.requestStop('error', null, 'VMRUN refused the VMCB (VMEXIT_INVALID)'); break; }
-        const rip = mem.read(b + VMCB_RIP, 4);
+        this.noteExit();
+        const rip = i32[b4 + I_RIP] >>> 0;
         vm.currentCore = this.id;
         this.spend(vmmCosts.exitDispatch.cycles);
         reinjectAfterExit(this);
@@ -232,7 +292,7 @@ export class VCore {
         let act: number;
         if (h === undefined) act = this.fail(`unhandled exit ${code === 0x400 ? 'NPF' : `0x${code.toString(16)}`}`);
         else act = h(this, code);
-        const info1 = mem.read(b + VMCB_EXITINFO1, 4), info2 = mem.read(b + VMCB_EXITINFO2, 4);
+        const info1 = i32[b4 + I_EXITINFO1] >>> 0, info2 = i32[b4 + I_EXITINFO2] >>> 0;
         tel.record(code, host.cycles() - t0, rip, info1, info2, t0);
         if (trace) host.print(traceLine(tel.exits, this.id, t0, code, rip, info1, info2));
         if (act === ACT_STOP) break;

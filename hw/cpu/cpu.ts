@@ -322,10 +322,33 @@ export class Cpu {
     if (s === CS || s === SS) this.updateMode();
   }
 
+  /**
+   * Loads all six descriptor caches (ES CS SS DS FS GS) at once, for world switches (VMRUN,
+   * #VMEXIT): the same state as six loadSegCache calls, with the mode derived once.
+   */
+  loadSegCaches(sel: Int32Array, base: Int32Array, limit: Float64Array, ar: Int32Array): void {
+    const pe = (this.cr0 & 1) !== 0;
+    const sSel = this.segSel, sBase = this.segBase, sLimit = this.segLimit, sAr = this.segAr;
+    for (let s = 0; s < 6; s++) {
+      sSel[s] = sel[s] & 0xffff;
+      sBase[s] = base[s] | 0;
+      sLimit[s] = limit[s] >>> 0;
+      sAr[s] = ar[s];
+    }
+    for (let s = 0; s < 6; s++) this.deriveRangesIn(s, pe);
+    this.csBase = base[CS] | 0; this.csLimit = limit[CS] >>> 0;
+    this.updateMode();
+  }
+
   deriveRanges(s: number): void {
+    this.deriveRangesIn(s, this.pe);
+  }
+
+  /** deriveRanges with CR0.PE given. */
+  private deriveRangesIn(s: number, pe: boolean): void {
     const ar = this.segAr[s], limit = this.segLimit[s];
     let lo = 0, hi = limit, readable = true, writable = true;
-    if (this.pe) {
+    if (pe) {
       const nullSel = (this.segSel[s] & 0xfffc) === 0 && s !== CS;
       if (nullSel || (ar & 0x80) === 0) { readable = false; writable = false; }
       else if (ar & 0x08) { // code
@@ -382,6 +405,21 @@ export class Cpu {
     this.exitPending = true;
     throw FAULT;
   }
+
+  /**
+   * Ends the current instruction for a #VMEXIT recorded by svm.ts without unwinding: for an
+   * intercept checked before the instruction changed any state (IOIO), whose handler returns at
+   * once after this. The loop stops after the instruction, takes back its cycle and count (an
+   * intercepted instruction does not retire) and performs the exit as fault() would.
+   */
+  exitAfterInsn(): void {
+    this.exitPending = true;
+    this.exitCycles = this.cycles;
+    this.exitIcount = this.icount;
+    this.stopAt = 0;
+  }
+  private exitCycles = 0;
+  private exitIcount = 0;
 
   /** Reports a #VMEXIT to the host's handler (svm.ts calls this once the host state is back). */
   vmexitToHost(exitCode: number): void {
@@ -809,6 +847,7 @@ export class Cpu {
         if (e !== FAULT) throw e;
         this.fault();
       }
+      if (this.exitPending) this.exitAfter();
       this.inShadow = false;
     }
   }
@@ -985,6 +1024,15 @@ export class Cpu {
 
   /** Enters the idle state until an interrupt (host HLT). */
   idle(): void { this.state = HALTED; this.stopAt = 0; }
+
+  /** The #VMEXIT of exitAfterInsn(): as fault() does for one raised by exitNow(), with the instruction's cycles and count taken back. */
+  private exitAfter(): void {
+    this.exitPending = false;
+    this.cycles = this.exitCycles;
+    this.icount = this.exitIcount;
+    this.eip = this.insnEip;
+    vmexitNow(this, this.insnEip);
+  }
 
   /** The instruction raised excVec/excErr: restore EIP to it and deliver. */
   private fault(): void {

@@ -66,13 +66,21 @@
  * Not modelled: GIF (the host is TypeScript: CLGI/STGI only exit or #UD), nested SVM (VMLOAD,
  * VMSAVE, STGI, CLGI and SKINIT raise #UD in a guest that does not intercept them), the pause
  * filter (every intercepted PAUSE exits), decode assists beyond nRIP and the EXITINFO1 forms
- * above (no instruction bytes), the VMCB clean bits (everything is reloaded).
+ * above (no instruction bytes).
+ *
+ * VMCB clean bits (APM 15.15.3): the core keeps a copy of the groups vmcb.ts CLEAN_* names
+ * (VmcbCache: what it last loaded from or wrote back into the VMCB) and takes a group whose bit
+ * is set from it, when the VMCB address, the ASID and the core are those of the last run (else,
+ * and after VMEXIT_INVALID, everything is reloaded). The exit path: vmrun() and vmexitNow() read
+ * and write the VMCB as dwords of PhysMem's Int32Array (a VMCB is a page of RAM), reuse one
+ * SvmGuest, host save area and cache per core, and allocate nothing; an intercepted IN/OUT/
+ * INS/OUTS leaves the instruction loop by cpu.exitAfterInsn() instead of an exception.
  */
 import { extraCosts } from '../costs.ts';
+import type { PhysMem } from '../mem/physmem.ts';
 import type { Cpu } from './cpu.ts';
 import { EV_EXCEPTION, EV_EXTERNAL, EV_ICEBP, EV_NMI, EV_SOFT, EV_SOFT_EXC, deliverEvent, hasErrorCode, isDoubleFault } from './exceptions.ts';
 import { IF, RF } from './flags.ts';
-import { nptFormatOfView } from './npt.ts';
 import { loadPdptes } from './paging.ts';
 import {
   arToVmcb, EVT_EV, EVT_EXCEPTION, EVT_INTR, EVT_NMI, EVT_SOFT_INT, EVT_V, EXIT_CR0_READ, EXIT_CR0_SEL_WRITE, EXIT_CR0_WRITE,
@@ -83,20 +91,25 @@ import {
   VMCB_EXITINTINFO, VMCB_G_PAT, VMCB_GDTR, VMCB_IDTR, VMCB_INT_STATE, VMCB_INTERCEPTS3, VMCB_INTERCEPTS4,
   VMCB_IOPM_BASE, VMCB_LDTR, VMCB_MSRPM_BASE, VMCB_N_CR3, VMCB_NP_CONTROL, VMCB_NRIP, VMCB_RAX, VMCB_RFLAGS,
   VMCB_RIP, VMCB_RSP, VMCB_SEGS, VMCB_SYSENTER_CS, VMCB_SYSENTER_EIP, VMCB_SYSENTER_ESP, VMCB_TLB_CONTROL,
-  VMCB_TR, VMCB_TSC_OFFSET, VMCB_VINTR, VmcbView, vmcbToAr,
+  VMCB_TR, VMCB_TSC_OFFSET, VMCB_VINTR, VmcbView, vmcbToAr, VMCB_CLEAN, CLEAN_I, CLEAN_IOPM, CLEAN_TPR, CLEAN_NP, CLEAN_CRX,
+  CLEAN_DRX, CLEAN_DT, CLEAN_SEG, CLEAN_CR2, CLEAN_CACHED,
 } from './vmcb.ts';
 
 
-/** The host's architectural state, saved at VMRUN and restored at #VMEXIT. */
-interface HostState {
+/** The host's architectural state, saved at VMRUN and restored at #VMEXIT (one area per core, reused). */
+class HostState {
   /** Only RAX and RSP are restored (APM: the other GPRs are the VMM's to save). */
-  r: Int32Array; eip: number; eflags: number; segSel: Int32Array; segBase: Int32Array; segLimit: Float64Array; segAr: Int32Array;
-  cpl: number; gdt: [number, number]; idt: [number, number]; ldt: [number, number, number, number]; tr: [number, number, number, number];
-  cr0: number; cr2: number; cr3: number; cr4: number; efer: number; dr: Int32Array; pdpte: Int32Array;
-  sysenter: [number, number, number]; tscOffset: number; pat: bigint;
+  rax = 0; rsp = 0; eip = 0; eflags = 0;
+  readonly segSel = new Int32Array(6); readonly segBase = new Int32Array(6);
+  readonly segLimit = new Float64Array(6); readonly segAr = new Int32Array(6);
+  cpl = 0; gdtBase = 0; gdtLimit = 0; idtBase = 0; idtLimit = 0;
+  ldtSel = 0; ldtBase = 0; ldtLimit = 0; ldtAr = 0; trSel = 0; trBase = 0; trLimit = 0; trAr = 0;
+  cr0 = 0; cr2 = 0; cr3 = 0; cr4 = 0; efer = 0;
+  readonly dr = new Int32Array(8); readonly pdpte = new Int32Array(8);
+  sysenterCs = 0; sysenterEsp = 0; sysenterEip = 0; tscOffset = 0; pat = 0n;
 }
 
-/** The running guest's controls, read from its VMCB at VMRUN. */
+/** The running guest's controls, read from its VMCB at VMRUN (one object per core, reused by every VMRUN). */
 export class SvmGuest {
   crIcpt = 0; drIcpt = 0; excIcpt = 0; ic3 = 0; ic4 = 0;
   iopm = 0; msrpm = 0; asid = 0;
@@ -109,46 +122,112 @@ export class SvmGuest {
   inject = 0; injectErr = 0;
   exitCode = 0; info1 = 0; info1Hi = 0; info2 = 0; info2Hi = 0; nrip = 0;
   host!: HostState;
-  constructor(readonly vmcb: VmcbView) {}
+  /** The core's VMCB cache (clean bits), when VMRUN made this object; null for one installed by hand. */
+  cache: VmcbCache | null = null;
+  constructor(public vmcb: VmcbView) {}
 }
 
-/** One host save area per core, reused by every VMRUN (a core runs one guest at a time): no allocation per entry. */
-const hostAreas = new WeakMap<Cpu, HostState>();
+/**
+ * The core's copy of the VMCB state groups that the clean bits cover (APM 15.15.3, "VMCB
+ * Clean Field"): what the core last loaded from, or wrote back into, the VMCB at `pa`
+ * with ASID `asid`. A VMRUN of the same VMCB with the same ASID on the same core may take a
+ * group whose clean bit is set from here instead of the VMCB. Anything else (another VMCB,
+ * another ASID, the VMCB having run on another core since, a VMEXIT_INVALID) makes every
+ * group dirty: at most one core's cache is valid for a VMCB address (see claimCache).
+ */
+class VmcbCache {
+  valid = false; pa = -1; asid = 0;
+  // I: intercept vectors, TSC_OFFSET
+  crIcpt = 0; drIcpt = 0; excIcpt = 0; ic3 = 0; ic4 = 0; tscOffset = 0;
+  // IOPM: IOPM_BASE_PA, MSRPM_BASE_PA (with their high dwords, for the consistency checks)
+  iopm = 0; iopmHi = 0; msrpm = 0; msrpmHi = 0;
+  // TPR: the VINTR dword (V_TPR, V_IRQ, V_INTR_PRIO, V_IGN_TPR, V_INTR_MASKING) and V_INTR_VECTOR
+  vi = 0; vIntrVector = 0;
+  // NP: NP_ENABLE (and the format byte), N_CR3, G_PAT
+  np = 0; nCr3 = 0; nptFormat = 0; patLo = 0; patHi = 0; pat = 0n;
+  // CRx: CR0, CR3, CR4, EFER (low and high dwords)
+  cr0 = 0; cr0Hi = 0; cr3 = 0; cr3Hi = 0; cr4 = 0; cr4Hi = 0; efer = 0; eferHi = 0;
+  // DRx
+  dr6 = 0; dr6Hi = 0; dr7 = 0; dr7Hi = 0;
+  // DT
+  gdtBase = 0; gdtLimit = 0; idtBase = 0; idtLimit = 0;
+  // SEG: ES, CS, SS, DS (selector, attribute in VMCB form, limit, base) and CPL
+  readonly segSel = new Int32Array(4); readonly segAr = new Int32Array(4);
+  readonly segLimit = new Float64Array(4); readonly segBase = new Int32Array(4);
+  cpl = 0;
+  // CR2
+  cr2 = 0;
+}
 
-function saveHost(cpu: Cpu): HostState {
-  let h = hostAreas.get(cpu);
-  if (h === undefined) {
-    h = {
-      r: cpu.r.slice(), eip: 0, eflags: 0, segSel: cpu.segSel.slice(), segBase: cpu.segBase.slice(),
-      segLimit: cpu.segLimit.slice(), segAr: cpu.segAr.slice(), cpl: 0, gdt: [0, 0], idt: [0, 0], ldt: [0, 0, 0, 0], tr: [0, 0, 0, 0],
-      cr0: 0, cr2: 0, cr3: 0, cr4: 0, efer: 0, dr: cpu.dr.slice(), pdpte: cpu.pdpte.slice(), sysenter: [0, 0, 0], tscOffset: 0, pat: 0n,
-    };
-    hostAreas.set(cpu, h);
+/** What a core keeps for SVM across VMRUNs: no allocation per entry or exit. */
+class CoreSvm {
+  readonly host = new HostState();
+  readonly cache = new VmcbCache();
+  readonly g: SvmGuest;
+  /** Scratch descriptor caches for VMRUN's segment load. */
+  readonly segs = { sel: new Int32Array(6), base: new Int32Array(6), limit: new Float64Array(6), ar: new Int32Array(6) };
+  constructor(readonly mem: PhysMem, vmcbPa: number) {
+    this.g = new SvmGuest(new VmcbView(mem, vmcbPa));
+    this.g.host = this.host;
+    this.g.cache = this.cache;
   }
-  h.r.set(cpu.r); h.eip = cpu.eip; h.eflags = cpu.getEflags();
-  h.segSel.set(cpu.segSel); h.segBase.set(cpu.segBase); h.segLimit.set(cpu.segLimit); h.segAr.set(cpu.segAr); h.cpl = cpu.cpl;
-  h.gdt[0] = cpu.gdtBase; h.gdt[1] = cpu.gdtLimit; h.idt[0] = cpu.idtBase; h.idt[1] = cpu.idtLimit;
-  h.ldt[0] = cpu.ldtSel; h.ldt[1] = cpu.ldtBase; h.ldt[2] = cpu.ldtLimit; h.ldt[3] = cpu.ldtAr;
-  h.tr[0] = cpu.trSel; h.tr[1] = cpu.trBase; h.tr[2] = cpu.trLimit; h.tr[3] = cpu.trAr;
+}
+
+const coreAreas = new WeakMap<Cpu, CoreSvm>();
+/** The VMCB caches of the cores sharing one physical memory (to keep one valid cache per VMCB). */
+const cachesByMem = new WeakMap<PhysMem, VmcbCache[]>();
+
+let lastCpu: Cpu | null = null, lastArea: CoreSvm | null = null;
+
+function coreSvm(cpu: Cpu, vmcbPa: number): CoreSvm {
+  if (cpu === lastCpu) return lastArea!;
+  let c = coreAreas.get(cpu);
+  if (c === undefined) {
+    c = new CoreSvm(cpu.mem, vmcbPa);
+    coreAreas.set(cpu, c);
+    let list = cachesByMem.get(cpu.mem);
+    if (list === undefined) { list = []; cachesByMem.set(cpu.mem, list); }
+    list.push(c.cache);
+  }
+  lastCpu = cpu; lastArea = c;
+  return c;
+}
+
+/** This core's cache now holds the VMCB at `pa`: any other core's copy of it is stale (the core changed). */
+function claimCache(mem: PhysMem, mine: VmcbCache, pa: number): void {
+  const list = cachesByMem.get(mem)!;
+  for (let i = 0; i < list.length; i++) if (list[i] !== mine && list[i].pa === pa) list[i].valid = false;
+}
+
+function saveHost(cpu: Cpu, h: HostState): void {
+  h.rax = cpu.r[0]; h.rsp = cpu.r[4]; h.eip = cpu.eip; h.eflags = cpu.getEflags();
+  const sSel = cpu.segSel, sBase = cpu.segBase, sLim = cpu.segLimit, sAr = cpu.segAr;
+  for (let s = 0; s < 6; s++) { h.segSel[s] = sSel[s]; h.segBase[s] = sBase[s]; h.segLimit[s] = sLim[s]; h.segAr[s] = sAr[s]; }
+  h.cpl = cpu.cpl;
+  h.gdtBase = cpu.gdtBase; h.gdtLimit = cpu.gdtLimit; h.idtBase = cpu.idtBase; h.idtLimit = cpu.idtLimit;
+  h.ldtSel = cpu.ldtSel; h.ldtBase = cpu.ldtBase; h.ldtLimit = cpu.ldtLimit; h.ldtAr = cpu.ldtAr;
+  h.trSel = cpu.trSel; h.trBase = cpu.trBase; h.trLimit = cpu.trLimit; h.trAr = cpu.trAr;
   h.cr0 = cpu.cr0; h.cr2 = cpu.cr2; h.cr3 = cpu.cr3; h.cr4 = cpu.cr4; h.efer = cpu.efer;
-  h.dr.set(cpu.dr); h.pdpte.set(cpu.pdpte);
-  h.sysenter[0] = cpu.sysenterCs; h.sysenter[1] = cpu.sysenterEsp; h.sysenter[2] = cpu.sysenterEip;
+  const dr = cpu.dr, pd = cpu.pdpte;
+  for (let i = 0; i < 8; i++) { h.dr[i] = dr[i]; h.pdpte[i] = pd[i]; }
+  h.sysenterCs = cpu.sysenterCs; h.sysenterEsp = cpu.sysenterEsp; h.sysenterEip = cpu.sysenterEip;
   h.tscOffset = cpu.tscOffset; h.pat = cpu.pat;
-  return h;
 }
 
 function restoreHost(cpu: Cpu, h: HostState): void {
   cpu.cr0 = h.cr0; cpu.cr2 = h.cr2; cpu.cr3 = h.cr3; cpu.cr4 = h.cr4; cpu.efer = h.efer;
-  cpu.gdtBase = h.gdt[0]; cpu.gdtLimit = h.gdt[1]; cpu.idtBase = h.idt[0]; cpu.idtLimit = h.idt[1];
-  [cpu.ldtSel, cpu.ldtBase, cpu.ldtLimit, cpu.ldtAr] = h.ldt; [cpu.trSel, cpu.trBase, cpu.trLimit, cpu.trAr] = h.tr;
+  cpu.gdtBase = h.gdtBase; cpu.gdtLimit = h.gdtLimit; cpu.idtBase = h.idtBase; cpu.idtLimit = h.idtLimit;
+  cpu.ldtSel = h.ldtSel; cpu.ldtBase = h.ldtBase; cpu.ldtLimit = h.ldtLimit; cpu.ldtAr = h.ldtAr;
+  cpu.trSel = h.trSel; cpu.trBase = h.trBase; cpu.trLimit = h.trLimit; cpu.trAr = h.trAr;
   cpu.setCpl(h.cpl);
-  for (let s = 0; s < 6; s++) cpu.loadSegCache(s, h.segSel[s], h.segBase[s], h.segLimit[s], h.segAr[s]);
+  cpu.loadSegCaches(h.segSel, h.segBase, h.segLimit, h.segAr);
   cpu.setCpl(h.cpl);
-  cpu.r[0] = h.r[0]; cpu.r[4] = h.r[4]; // RAX and RSP come back; the other GPRs keep the guest's values
+  cpu.r[0] = h.rax; cpu.r[4] = h.rsp; // RAX and RSP come back; the other GPRs keep the guest's values
   cpu.eip = h.eip;
   cpu.setEflags(h.eflags);
-  cpu.dr.set(h.dr); cpu.pdpte.set(h.pdpte);
-  [cpu.sysenterCs, cpu.sysenterEsp, cpu.sysenterEip] = h.sysenter;
+  const dr = cpu.dr, pd = cpu.pdpte;
+  for (let i = 0; i < 8; i++) { dr[i] = h.dr[i]; pd[i] = h.pdpte[i]; }
+  cpu.sysenterCs = h.sysenterCs; cpu.sysenterEsp = h.sysenterEsp; cpu.sysenterEip = h.sysenterEip;
   cpu.tscOffset = h.tscOffset; cpu.pat = h.pat;
   cpu.updateMode();
 }
@@ -166,90 +245,188 @@ const GUEST_CR4_VALID = 0x1bc;
  */
 const GUEST_EFER_VALID = 0x800 | 0x1000;
 
+// Dword indices of VMCB fields (the VMCB is a page of RAM, so every field below is 4-aligned):
+// module-local copies, so the hot paths read no imported binding.
+const I_CR_ICPT = VMCB_CR_INTERCEPTS >> 2, I_DR_ICPT = VMCB_DR_INTERCEPTS >> 2, I_EXC_ICPT = VMCB_EXC_INTERCEPTS >> 2;
+const I_IC3 = VMCB_INTERCEPTS3 >> 2, I_IC4 = VMCB_INTERCEPTS4 >> 2, I_IOPM = VMCB_IOPM_BASE >> 2, I_MSRPM = VMCB_MSRPM_BASE >> 2;
+const I_TSC_OFFSET = VMCB_TSC_OFFSET >> 2, I_ASID = VMCB_ASID >> 2, I_VINTR = VMCB_VINTR >> 2, I_INT_STATE = VMCB_INT_STATE >> 2;
+const I_EXITCODE = VMCB_EXITCODE >> 2, I_EXITINFO1 = VMCB_EXITINFO1 >> 2, I_EXITINFO2 = VMCB_EXITINFO2 >> 2;
+const I_EXITINTINFO = VMCB_EXITINTINFO >> 2, I_NP = VMCB_NP_CONTROL >> 2, I_EVENTINJ = VMCB_EVENTINJ >> 2;
+const I_N_CR3 = VMCB_N_CR3 >> 2, I_CLEAN = VMCB_CLEAN >> 2, I_NRIP = VMCB_NRIP >> 2;
+const I_GDTR = VMCB_GDTR >> 2, I_IDTR = VMCB_IDTR >> 2, I_LDTR = VMCB_LDTR >> 2, I_TR = VMCB_TR >> 2;
+const I_EFER = VMCB_EFER >> 2, I_CR4 = VMCB_CR4 >> 2, I_CR3 = VMCB_CR3 >> 2, I_CR0 = VMCB_CR0 >> 2, I_DR7 = VMCB_DR7 >> 2;
+const I_DR6 = VMCB_DR6 >> 2, I_RFLAGS = VMCB_RFLAGS >> 2, I_RIP = VMCB_RIP >> 2, I_RSP = VMCB_RSP >> 2, I_RAX = VMCB_RAX >> 2;
+const I_SYSENTER_CS = VMCB_SYSENTER_CS >> 2, I_SYSENTER_ESP = VMCB_SYSENTER_ESP >> 2, I_SYSENTER_EIP = VMCB_SYSENTER_EIP >> 2;
+const I_CR2 = VMCB_CR2 >> 2, I_G_PAT = VMCB_G_PAT >> 2;
+/** npt.ts's VMCB_NPT_FORMAT byte and mask (not imported: npt.ts imports this module). */
+const B_NPT_FORMAT = 0x097, NPT_FORMAT_MASK = 3;
+const B_TLB_CONTROL = VMCB_TLB_CONTROL, B_V_INTR_VECTOR = VMCB_VINTR + 4, B_CPL = VMCB_CPL;
+/** Dword index of each segment in ISA order (ES CS SS DS FS GS). */
+const I_SEGS = Int32Array.from(VMCB_SEGS, (o) => o >> 2);
+const K_I = CLEAN_I, K_IOPM = CLEAN_IOPM, K_TPR = CLEAN_TPR, K_NP = CLEAN_NP, K_CRX = CLEAN_CRX, K_DRX = CLEAN_DRX;
+const K_DT = CLEAN_DT, K_SEG = CLEAN_SEG, K_CR2 = CLEAN_CR2, K_CACHED = CLEAN_CACHED;
+const C_EVT_V = EVT_V, C_EVT_EV = EVT_EV, C_EVT_EXCEPTION = EVT_EXCEPTION, C_IC4_VMRUN = IC4_VMRUN, C_IF = IF;
+const C_EXIT_INVALID = EXIT_INVALID, C_EXIT_NPF = EXIT_NPF, C_EXIT_IOIO = EXIT_IOIO, C_IC3_IOIO = IC3_IOIO;
+const VMRUN_COST = extraCosts.vmrun, VMEXIT_COST = extraCosts.vmexit;
+
+/**
+ * Loads the groups whose clean bit is clear from the VMCB (dword base `b` of `m`) into the cache.
+ * The ASID is always read (a changed ASID made every group dirty before this).
+ */
+function loadGroups(c: VmcbCache, m: Int32Array, u8: Uint8Array, pa: number, b: number, clean: number): void {
+  if ((clean & K_I) === 0) {
+    c.crIcpt = m[b + I_CR_ICPT] >>> 0; c.drIcpt = m[b + I_DR_ICPT] >>> 0; c.excIcpt = m[b + I_EXC_ICPT] >>> 0;
+    c.ic3 = m[b + I_IC3] >>> 0; c.ic4 = m[b + I_IC4] >>> 0;
+    c.tscOffset = m[b + I_TSC_OFFSET + 1] * 4294967296 + (m[b + I_TSC_OFFSET] >>> 0);
+  }
+  if ((clean & K_IOPM) === 0) {
+    c.iopm = m[b + I_IOPM] >>> 0; c.iopmHi = m[b + I_IOPM + 1]; c.msrpm = m[b + I_MSRPM] >>> 0; c.msrpmHi = m[b + I_MSRPM + 1];
+  }
+  if ((clean & K_TPR) === 0) { c.vi = m[b + I_VINTR] >>> 0; c.vIntrVector = u8[pa + B_V_INTR_VECTOR]; }
+  if ((clean & K_NP) === 0) {
+    c.np = m[b + I_NP] & 1; c.nCr3 = m[b + I_N_CR3] >>> 0; c.nptFormat = u8[pa + B_NPT_FORMAT] & NPT_FORMAT_MASK;
+    c.patLo = m[b + I_G_PAT] >>> 0; c.patHi = m[b + I_G_PAT + 1] >>> 0;
+    c.pat = (BigInt(c.patHi) << 32n) | BigInt(c.patLo);
+  }
+  if ((clean & K_CRX) === 0) {
+    c.cr0 = m[b + I_CR0] >>> 0; c.cr0Hi = m[b + I_CR0 + 1]; c.cr3 = m[b + I_CR3] >>> 0; c.cr3Hi = m[b + I_CR3 + 1];
+    c.cr4 = m[b + I_CR4] >>> 0; c.cr4Hi = m[b + I_CR4 + 1]; c.efer = m[b + I_EFER] >>> 0; c.eferHi = m[b + I_EFER + 1];
+  }
+  if ((clean & K_DRX) === 0) { c.dr6 = m[b + I_DR6] >>> 0; c.dr6Hi = m[b + I_DR6 + 1]; c.dr7 = m[b + I_DR7] >>> 0; c.dr7Hi = m[b + I_DR7 + 1]; }
+  if ((clean & K_DT) === 0) {
+    c.gdtBase = m[b + I_GDTR + 2] >>> 0; c.gdtLimit = m[b + I_GDTR + 1] & 0xffff;
+    c.idtBase = m[b + I_IDTR + 2] >>> 0; c.idtLimit = m[b + I_IDTR + 1] & 0xffff;
+  }
+  if ((clean & K_SEG) === 0) {
+    for (let s = 0; s < 4; s++) {
+      const o = b + I_SEGS[s], w = m[o];
+      c.segSel[s] = w & 0xffff; c.segAr[s] = (w >>> 16) & 0xffff; c.segLimit[s] = m[o + 1] >>> 0; c.segBase[s] = m[o + 2];
+    }
+    c.cpl = u8[pa + B_CPL];
+  }
+  if ((clean & K_CR2) === 0) c.cr2 = m[b + I_CR2] >>> 0;
+}
+
+/** The consistency checks of VMRUN (APM 15.5.1) on the state it is about to load: true if consistent. */
+function consistent(c: VmcbCache): boolean {
+  const cr0 = c.cr0;
+  if ((c.ic4 & C_IC4_VMRUN) === 0) return false;
+  if (c.asid === 0 || c.asid > MAX_ASID) return false;
+  if (c.cr0Hi !== 0 || ((cr0 & CR0_NW) !== 0 && (cr0 & CR0_CD) === 0)) return false;
+  // MBZ: CR3 above the 32-bit physical base; CR4 bits this core does not implement
+  if (c.cr3Hi !== 0 || c.cr4Hi !== 0 || (c.cr4 & ~GUEST_CR4_VALID) !== 0) return false;
+  if (c.dr6Hi !== 0 || c.dr7Hi !== 0) return false;
+  // MBZ EFER bits; LME or LMA set on a processor without long mode
+  if ((c.efer & ~GUEST_EFER_VALID) !== 0 || c.eferHi !== 0) return false;
+  // the permission maps (12 and 8 KiB) must end below the top of the physical address space
+  // (the low 12 bits of IOPM_BASE_PA and MSRPM_BASE_PA are ignored, APM Table B-1, 15.10.1)
+  if (c.iopmHi !== 0 || ((c.iopm & ~0xfff) >>> 0) + 0x2fff > 0xffffffff) return false;
+  if (c.msrpmHi !== 0 || ((c.msrpm & ~0xfff) >>> 0) + 0x1fff > 0xffffffff) return false;
+  return true;
+}
+
 /**
  * VMRUN: checks the VMCB, saves the host state, loads the guest and enters guest mode.
  * Returns 0 when the guest was entered, or EXIT_INVALID (-1) after writing VMEXIT_INVALID into
  * the VMCB when the VMCB is inconsistent (the core stays in host mode).
+ *
+ * VMCB clean bits (offset 0xC0, APM 15.15.3): a group whose bit is set is taken from the core's
+ * cached copy (VmcbCache) when this core last ran this VMCB with this ASID; otherwise, and for
+ * every group whose bit is clear, from the VMCB. Groups cached: see vmcb.ts CLEAN_*.
  */
 export function vmrun(cpu: Cpu, vmcbPa: number): number {
   if (cpu.guest) throw new Error('vmrun: the core is already running a guest');
-  if ((vmcbPa & 0xfff) !== 0 || !cpu.mem.isRam(vmcbPa)) throw new RangeError(`vmrun: VMCB at 0x${u32(vmcbPa).toString(16)} must be a page of RAM`);
-  const v = new VmcbView(cpu.mem, vmcbPa);
-  const invalid = (): number => { v.w64(VMCB_EXITCODE, EXIT_INVALID); return EXIT_INVALID; };
-  const g = new SvmGuest(v);
-  g.crIcpt = v.u32(VMCB_CR_INTERCEPTS); g.drIcpt = v.u32(VMCB_DR_INTERCEPTS); g.excIcpt = v.u32(VMCB_EXC_INTERCEPTS);
-  g.ic3 = v.u32(VMCB_INTERCEPTS3); g.ic4 = v.u32(VMCB_INTERCEPTS4);
-  // the low 12 bits of IOPM_BASE_PA and MSRPM_BASE_PA are ignored (APM Table B-1, 15.10.1)
-  g.iopm = (v.u32(VMCB_IOPM_BASE) & ~0xfff) >>> 0; g.msrpm = (v.u32(VMCB_MSRPM_BASE) & ~0xfff) >>> 0; g.asid = v.u32(VMCB_ASID);
-  // Consistency checks (APM 15.5.1, "Canonicalization and Consistency Checks"), as they apply
-  // to this 32-bit core without long mode. Each one leaves the core in host mode, untouched.
-  const cr0 = v.u32(VMCB_CR0), efer = v.u32(VMCB_EFER);
-  if ((g.ic4 & IC4_VMRUN) === 0) return invalid();
-  if (g.asid === 0 || g.asid > MAX_ASID) return invalid();
-  if (v.hi32(VMCB_CR0) !== 0 || ((cr0 & CR0_NW) !== 0 && (cr0 & CR0_CD) === 0)) return invalid();
-  // MBZ: CR3 above the 32-bit physical base; CR4 bits this core does not implement
-  if (v.hi32(VMCB_CR3) !== 0 || v.hi32(VMCB_CR4) !== 0 || (v.u32(VMCB_CR4) & ~GUEST_CR4_VALID) !== 0) return invalid();
-  if (v.hi32(VMCB_DR6) !== 0 || v.hi32(VMCB_DR7) !== 0) return invalid();
-  // MBZ EFER bits; LME or LMA set on a processor without long mode
-  if ((efer & ~GUEST_EFER_VALID) !== 0 || v.hi32(VMCB_EFER) !== 0) return invalid();
-  // the permission maps (12 and 8 KiB) must end below the top of the physical address space
-  if (v.hi32(VMCB_IOPM_BASE) !== 0 || g.iopm + 0x2fff > 0xffffffff) return invalid();
-  if (v.hi32(VMCB_MSRPM_BASE) !== 0 || g.msrpm + 0x1fff > 0xffffffff) return invalid();
-  const inj = v.u32(VMCB_EVENTINJ);
-  if (inj & EVT_V) {
+  const mem = cpu.mem;
+  if ((vmcbPa & 0xfff) !== 0 || !mem.isRam(vmcbPa)) throw new RangeError(`vmrun: VMCB at 0x${u32(vmcbPa).toString(16)} must be a page of RAM`);
+  const m = mem.i32, u8 = mem.u8, b = vmcbPa >>> 2;
+  const area = coreSvm(cpu, vmcbPa);
+  const c = area.cache, g = area.g;
+  if (g.vmcb.base !== vmcbPa) g.vmcb = new VmcbView(mem, vmcbPa);
+  const asid = m[b + I_ASID] >>> 0;
+  const hit = c.valid && c.pa === vmcbPa && c.asid === asid;
+  const clean = hit ? m[b + I_CLEAN] & K_CACHED : 0;
+  c.valid = false;
+  loadGroups(c, m, u8, vmcbPa, b, clean);
+  c.asid = asid;
+  if (!consistent(c)) {
+    // VMEXIT_INVALID: the core stays in host mode, untouched; its cached copy is dropped
+    m[b + I_EXITCODE] = C_EXIT_INVALID; m[b + I_EXITCODE + 1] = -1;
+    return C_EXIT_INVALID;
+  }
+  const inj = m[b + I_EVENTINJ];
+  let inject = 0, injectErr = 0;
+  if ((inj & C_EVT_V) !== 0) {
     // illegal injection (APM 15.20): a reserved TYPE (1, 5-7), or TYPE 3 with a vector that is
     // not an exception (2 is the NMI; above 31 are interrupts)
     const type = (inj >>> 8) & 7, vec = inj & 0xff;
-    if (type === 1 || type > 4 || (type === EVT_EXCEPTION && (vec === 2 || vec > 31))) return invalid();
-    g.inject = inj; g.injectErr = v.hi32(VMCB_EVENTINJ);
+    if (type === 1 || type > 4 || (type === C_EVT_EXCEPTION && (vec === 2 || vec > 31))) {
+      m[b + I_EXITCODE] = C_EXIT_INVALID; m[b + I_EXITCODE + 1] = -1;
+      return C_EXIT_INVALID;
+    }
+    inject = inj >>> 0; injectErr = m[b + I_EVENTINJ + 1] >>> 0;
   }
-  const vi = v.u32(VMCB_VINTR);
-  g.vTpr = vi & 0xff; g.vIrq = (vi & 0x100) !== 0; g.vIntrPrio = (vi >>> 16) & 0xf; g.vIgnTpr = (vi & 0x100000) !== 0;
-  g.vIntrMasking = (vi & 0x1000000) !== 0; g.vIntrVector = v.u8(VMCB_VINTR + 4);
+  if (!hit || c.pa !== vmcbPa) { c.pa = vmcbPa; claimCache(mem, c, vmcbPa); }
+  c.valid = true;
 
-  g.host = saveHost(cpu);
+  g.crIcpt = c.crIcpt; g.drIcpt = c.drIcpt; g.excIcpt = c.excIcpt; g.ic3 = c.ic3; g.ic4 = c.ic4;
+  g.iopm = (c.iopm & ~0xfff) >>> 0; g.msrpm = (c.msrpm & ~0xfff) >>> 0; g.asid = asid;
+  g.inject = inject; g.injectErr = injectErr;
+  g.delivering = 0; g.deliveringErr = 0;
+  g.exitCode = 0; g.info1 = 0; g.info1Hi = 0; g.info2 = 0; g.info2Hi = 0; g.nrip = 0;
+  const vi = c.vi;
+  g.vTpr = vi & 0xff; g.vIrq = (vi & 0x100) !== 0; g.vIntrPrio = (vi >>> 16) & 0xf; g.vIgnTpr = (vi & 0x100000) !== 0;
+  g.vIntrMasking = (vi & 0x1000000) !== 0; g.vIntrVector = c.vIntrVector;
+
+  const h = area.host;
+  saveHost(cpu, h);
   // V_INTR_MASKING: the host's IF at VMRUN masks physical interrupts while the guest runs; a
   // TypeScript host handler takes interrupts whatever its IF (Cpu.pendingEvent), so with one
   // installed the host's IF counts as set
-  g.hostIf = (g.host.eflags & IF) !== 0 || cpu.host !== null;
-  cpu.cycles += extraCosts.vmrun.cycles;
+  g.hostIf = (h.eflags & C_IF) !== 0 || cpu.host !== null;
+  cpu.cycles += VMRUN_COST.cycles;
   // guest state
-  cpu.cr0 = cr0; cpu.cr3 = v.u32(VMCB_CR3); cpu.cr4 = v.u32(VMCB_CR4); cpu.efer = efer & ~0x1000; // SVME is the host's
-  cpu.cr2 = v.u32(VMCB_CR2);
-  cpu.dr[6] = v.u32(VMCB_DR6); cpu.dr[7] = v.u32(VMCB_DR7);
-  cpu.gdtBase = v.u32(VMCB_GDTR + 8); cpu.gdtLimit = v.u32(VMCB_GDTR + 4) & 0xffff;
-  cpu.idtBase = v.u32(VMCB_IDTR + 8); cpu.idtLimit = v.u32(VMCB_IDTR + 4) & 0xffff;
-  cpu.ldtSel = v.u16(VMCB_LDTR); cpu.ldtAr = vmcbToAr(v.u16(VMCB_LDTR + 2)); cpu.ldtLimit = v.u32(VMCB_LDTR + 4); cpu.ldtBase = v.u32(VMCB_LDTR + 8);
-  cpu.trSel = v.u16(VMCB_TR); cpu.trAr = vmcbToAr(v.u16(VMCB_TR + 2)); cpu.trLimit = v.u32(VMCB_TR + 4); cpu.trBase = v.u32(VMCB_TR + 8);
-  cpu.updateMode();
+  const cr0 = c.cr0;
+  cpu.cr0 = cr0; cpu.cr3 = c.cr3; cpu.cr4 = c.cr4; cpu.efer = c.efer & ~0x1000; // SVME is the host's
+  cpu.cr2 = c.cr2;
+  cpu.dr[6] = c.dr6; cpu.dr[7] = c.dr7;
+  cpu.gdtBase = c.gdtBase; cpu.gdtLimit = c.gdtLimit; cpu.idtBase = c.idtBase; cpu.idtLimit = c.idtLimit;
+  // LDTR and TR (VMLOAD state: always from the VMCB)
+  let w = m[b + I_LDTR];
+  cpu.ldtSel = w & 0xffff; cpu.ldtAr = vmcbToAr((w >>> 16) & 0xffff); cpu.ldtLimit = m[b + I_LDTR + 1] >>> 0; cpu.ldtBase = m[b + I_LDTR + 2] >>> 0;
+  w = m[b + I_TR];
+  cpu.trSel = w & 0xffff; cpu.trAr = vmcbToAr((w >>> 16) & 0xffff); cpu.trLimit = m[b + I_TR + 1] >>> 0; cpu.trBase = m[b + I_TR + 2] >>> 0;
   // the CPL field; real mode forces CPL 0 (APM 15.5.1, "Segment State in the VMCB")
-  const cpl = (cr0 & 1) !== 0 ? v.u8(VMCB_CPL) & 3 : 0;
+  const cpl = (cr0 & 1) !== 0 ? c.cpl & 3 : 0;
   cpu.setCpl(cpl);
-  for (let s = 0; s < 6; s++) {
-    const o = VMCB_SEGS[s];
-    cpu.loadSegCache(s, v.u16(o), v.u32(o + 8), v.u32(o + 4), vmcbToAr(v.u16(o + 2)));
+  const sc = area.segs;
+  for (let s = 0; s < 4; s++) { sc.sel[s] = c.segSel[s]; sc.base[s] = c.segBase[s]; sc.limit[s] = c.segLimit[s]; sc.ar[s] = vmcbToAr(c.segAr[s]); }
+  for (let s = 4; s < 6; s++) { // FS and GS (VMLOAD state)
+    const o = b + I_SEGS[s];
+    w = m[o];
+    sc.sel[s] = w & 0xffff; sc.base[s] = m[o + 2]; sc.limit[s] = m[o + 1] >>> 0; sc.ar[s] = vmcbToAr((w >>> 16) & 0xffff);
   }
+  cpu.loadSegCaches(sc.sel, sc.base, sc.limit, sc.ar);
   cpu.setCpl(cpl);
-  cpu.setEflags(v.u32(VMCB_RFLAGS) | 2);
-  cpu.eip = v.u32(VMCB_RIP);
-  cpu.r[4] = v.u32(VMCB_RSP); cpu.r[0] = v.u32(VMCB_RAX);
-  cpu.sysenterCs = v.u32(VMCB_SYSENTER_CS); cpu.sysenterEsp = v.u32(VMCB_SYSENTER_ESP); cpu.sysenterEip = v.u32(VMCB_SYSENTER_EIP);
+  cpu.setEflags((m[b + I_RFLAGS] >>> 0) | 2);
+  cpu.eip = m[b + I_RIP] >>> 0;
+  cpu.r[4] = m[b + I_RSP]; cpu.r[0] = m[b + I_RAX];
+  cpu.sysenterCs = m[b + I_SYSENTER_CS] >>> 0; cpu.sysenterEsp = m[b + I_SYSENTER_ESP] >>> 0; cpu.sysenterEip = m[b + I_SYSENTER_EIP] >>> 0;
   // the guest's TSC is the host's plus TSC_OFFSET (APM Table B-1; #VMEXIT drops it, 15.6)
-  cpu.tscOffset = g.host.tscOffset + v.s64(VMCB_TSC_OFFSET);
+  cpu.tscOffset = h.tscOffset + c.tscOffset;
   // INTERRUPT_SHADOW: the first guest instruction takes no interrupt. An injected event is taken
   // unconditionally before that instruction (APM 15.20), and delivering it ends the shadow.
-  cpu.irqShadow = (v.u32(VMCB_INT_STATE) & 1) !== 0 && g.inject === 0;
-  cpu.npEnabled = (v.u32(VMCB_NP_CONTROL) & 1) !== 0;
-  cpu.nCr3 = v.u32(VMCB_N_CR3);
-  cpu.nptFormat = cpu.npEnabled ? nptFormatOfView(v) : 0; // the VMCB field npt.ts defines (reserved bits of 0x097)
+  cpu.irqShadow = (m[b + I_INT_STATE] & 1) !== 0 && inject === 0;
+  cpu.npEnabled = c.np !== 0;
+  cpu.nCr3 = c.nCr3;
+  cpu.nptFormat = cpu.npEnabled ? c.nptFormat : 0; // the VMCB field npt.ts defines (reserved bits of 0x097)
   // G_PAT is the guest's PAT only with nested paging; without it the guest uses the host's PAT
   // (APM Table B-2). The host's PAT comes back at #VMEXIT either way.
-  if (cpu.npEnabled) cpu.pat = (BigInt(v.hi32(VMCB_G_PAT)) << 32n) | BigInt(v.u32(VMCB_G_PAT));
+  if (cpu.npEnabled) cpu.pat = c.pat;
   cpu.svm = g;
   cpu.guest = true;
   cpu.state = 0; // RUNNING
-  cpu.setAsid(g.asid);
-  const tlbc = v.u8(VMCB_TLB_CONTROL);
+  cpu.setAsid(asid);
+  const tlbc = u8[vmcbPa + B_TLB_CONTROL];
   if (tlbc === 1) cpu.flushTlbAll();
   else if (tlbc === 3) cpu.flushTlb(false);
   else if (tlbc === 7) cpu.flushTlb(true);
@@ -270,43 +447,70 @@ export function svmExit(cpu: Cpu, code: number, info1 = 0, info2 = 0, info1Hi = 
   const g = cpu.svm!;
   g.exitCode = code; g.info1 = info1; g.info1Hi = info1Hi; g.info2 = info2; g.info2Hi = info2Hi;
   // nRIP is saved for instruction, IOIO and MSR intercepts; a nested page fault resets it (APM 15.7.1)
-  g.nrip = code === EXIT_NPF ? 0 : cpu.eip;
+  g.nrip = code === C_EXIT_NPF ? 0 : cpu.eip;
   return cpu.exitNow();
 }
 
 /** Writes the guest state and exit information into the VMCB, restores the host and reports the exit. */
 export function vmexitNow(cpu: Cpu, rip: number): void {
   const g = cpu.svm!;
-  const v = g.vmcb;
-  cpu.cycles += extraCosts.vmexit.cycles;
+  const mem = cpu.mem, pa = g.vmcb.base;
+  cpu.cycles += VMEXIT_COST.cycles;
+  // the VMCB is a page of RAM (VMRUN checked it); a page that holds decoded code is written
+  // through PhysMem once so the code cache drops it
+  if (mem.codePage[pa >>> 12] !== 0) mem.write(pa, 4, mem.read(pa, 4));
+  const m = mem.i32, u8 = mem.u8, b = pa >>> 2;
+  // the core's cached copy follows what it writes back (tests may install an SvmGuest by hand: no cache then)
+  const gc = g.cache;
+  const c = gc !== null && gc.valid && gc.pa === pa ? gc : null;
+  const sSel = cpu.segSel, sBase = cpu.segBase, sLim = cpu.segLimit, sAr = cpu.segAr;
   for (let s = 0; s < 6; s++) {
-    const o = VMCB_SEGS[s];
-    v.w16(o, cpu.segSel[s]); v.w16(o + 2, arToVmcb(cpu.segAr[s])); v.w32(o + 4, cpu.segLimit[s]); v.w64hl(o + 8, cpu.segBase[s], 0);
+    const o = b + I_SEGS[s], ar = arToVmcb(sAr[s]);
+    m[o] = (sSel[s] & 0xffff) | (ar << 16); m[o + 1] = sLim[s]; m[o + 2] = sBase[s]; m[o + 3] = 0;
+    if (c !== null && s < 4) { c.segSel[s] = sSel[s] & 0xffff; c.segAr[s] = ar; c.segLimit[s] = sLim[s] >>> 0; c.segBase[s] = sBase[s]; }
   }
-  v.w32(VMCB_GDTR + 4, cpu.gdtLimit); v.w64hl(VMCB_GDTR + 8, cpu.gdtBase, 0);
-  v.w32(VMCB_IDTR + 4, cpu.idtLimit); v.w64hl(VMCB_IDTR + 8, cpu.idtBase, 0);
-  v.w16(VMCB_LDTR, cpu.ldtSel); v.w16(VMCB_LDTR + 2, arToVmcb(cpu.ldtAr)); v.w32(VMCB_LDTR + 4, cpu.ldtLimit); v.w64hl(VMCB_LDTR + 8, cpu.ldtBase, 0);
-  v.w16(VMCB_TR, cpu.trSel); v.w16(VMCB_TR + 2, arToVmcb(cpu.trAr)); v.w32(VMCB_TR + 4, cpu.trLimit); v.w64hl(VMCB_TR + 8, cpu.trBase, 0);
-  v.w8(VMCB_CPL, cpu.cpl);
-  v.w64hl(VMCB_EFER, cpu.efer | 0x1000, 0);
-  v.w64hl(VMCB_CR0, cpu.cr0, 0); v.w64hl(VMCB_CR2, cpu.cr2, 0); v.w64hl(VMCB_CR3, cpu.cr3, 0); v.w64hl(VMCB_CR4, cpu.cr4, 0);
-  v.w64hl(VMCB_DR6, cpu.dr[6], 0); v.w64hl(VMCB_DR7, cpu.dr[7], 0);
-  v.w64hl(VMCB_RFLAGS, cpu.getEflags(), 0);
-  v.w64hl(VMCB_RIP, rip, 0);
-  v.w64hl(VMCB_RSP, cpu.r[4], 0); v.w64hl(VMCB_RAX, cpu.r[0], 0);
-  v.w64hl(VMCB_SYSENTER_CS, cpu.sysenterCs, 0); v.w64hl(VMCB_SYSENTER_ESP, cpu.sysenterEsp, 0); v.w64hl(VMCB_SYSENTER_EIP, cpu.sysenterEip, 0);
-  if (cpu.npEnabled) v.w64hl(VMCB_G_PAT, Number(cpu.pat & 0xffffffffn), Number(cpu.pat >> 32n));
+  m[b + I_GDTR + 1] = cpu.gdtLimit; m[b + I_GDTR + 2] = cpu.gdtBase; m[b + I_GDTR + 3] = 0;
+  m[b + I_IDTR + 1] = cpu.idtLimit; m[b + I_IDTR + 2] = cpu.idtBase; m[b + I_IDTR + 3] = 0;
+  m[b + I_LDTR] = (cpu.ldtSel & 0xffff) | (arToVmcb(cpu.ldtAr) << 16); m[b + I_LDTR + 1] = cpu.ldtLimit; m[b + I_LDTR + 2] = cpu.ldtBase; m[b + I_LDTR + 3] = 0;
+  m[b + I_TR] = (cpu.trSel & 0xffff) | (arToVmcb(cpu.trAr) << 16); m[b + I_TR + 1] = cpu.trLimit; m[b + I_TR + 2] = cpu.trBase; m[b + I_TR + 3] = 0;
+  u8[pa + B_CPL] = cpu.cpl;
+  m[b + I_EFER] = cpu.efer | 0x1000; m[b + I_EFER + 1] = 0;
+  m[b + I_CR0] = cpu.cr0; m[b + I_CR0 + 1] = 0; m[b + I_CR2] = cpu.cr2; m[b + I_CR2 + 1] = 0;
+  m[b + I_CR3] = cpu.cr3; m[b + I_CR3 + 1] = 0; m[b + I_CR4] = cpu.cr4; m[b + I_CR4 + 1] = 0;
+  m[b + I_DR6] = cpu.dr[6]; m[b + I_DR6 + 1] = 0; m[b + I_DR7] = cpu.dr[7]; m[b + I_DR7 + 1] = 0;
+  m[b + I_RFLAGS] = cpu.getEflags(); m[b + I_RFLAGS + 1] = 0;
+  m[b + I_RIP] = rip; m[b + I_RIP + 1] = 0;
+  m[b + I_RSP] = cpu.r[4]; m[b + I_RSP + 1] = 0; m[b + I_RAX] = cpu.r[0]; m[b + I_RAX + 1] = 0;
+  m[b + I_SYSENTER_CS] = cpu.sysenterCs; m[b + I_SYSENTER_CS + 1] = 0; m[b + I_SYSENTER_ESP] = cpu.sysenterEsp; m[b + I_SYSENTER_ESP + 1] = 0;
+  m[b + I_SYSENTER_EIP] = cpu.sysenterEip; m[b + I_SYSENTER_EIP + 1] = 0;
+  if (cpu.npEnabled) {
+    const pat = cpu.pat;
+    if (c !== null && pat === c.pat) { m[b + I_G_PAT] = c.patLo; m[b + I_G_PAT + 1] = c.patHi; }
+    else {
+      const lo = Number(pat & 0xffffffffn) >>> 0, hi = Number(pat >> 32n) >>> 0;
+      m[b + I_G_PAT] = lo; m[b + I_G_PAT + 1] = hi;
+      if (c !== null) { c.patLo = lo; c.patHi = hi; c.pat = pat; }
+    }
+  }
   // INTERRUPT_SHADOW: the exit came from the instruction that ran in a shadow (STI; HLT), or
   // the shadow is still pending (APM 15.21.5)
-  v.w32(VMCB_INT_STATE, cpu.inShadow || cpu.irqShadow ? 1 : 0);
-  const vi = v.u32(VMCB_VINTR);
-  v.w32(VMCB_VINTR, (vi & ~0x1ff) | (g.vTpr & 0xff) | (g.vIrq ? 0x100 : 0));
-  v.w64(VMCB_EXITCODE, g.exitCode);
-  v.w64hl(VMCB_EXITINFO1, g.info1, g.info1Hi);
-  v.w64hl(VMCB_EXITINFO2, g.info2, g.info2Hi);
-  v.w64hl(VMCB_EXITINTINFO, g.delivering, g.delivering & EVT_EV ? g.deliveringErr : 0);
-  v.w64hl(VMCB_NRIP, g.nrip, 0);
-  v.w32(VMCB_EVENTINJ, 0); // the injected event was taken (or is in EXITINTINFO)
+  m[b + I_INT_STATE] = cpu.inShadow || cpu.irqShadow ? 1 : 0;
+  const vi = ((m[b + I_VINTR] & ~0x1ff) | (g.vTpr & 0xff) | (g.vIrq ? 0x100 : 0)) >>> 0;
+  m[b + I_VINTR] = vi;
+  const code = g.exitCode;
+  m[b + I_EXITCODE] = code; m[b + I_EXITCODE + 1] = code < 0 ? -1 : Math.floor(code / 4294967296);
+  m[b + I_EXITINFO1] = g.info1; m[b + I_EXITINFO1 + 1] = g.info1Hi;
+  m[b + I_EXITINFO2] = g.info2; m[b + I_EXITINFO2 + 1] = g.info2Hi;
+  m[b + I_EXITINTINFO] = g.delivering; m[b + I_EXITINTINFO + 1] = g.delivering & C_EVT_EV ? g.deliveringErr : 0;
+  m[b + I_NRIP] = g.nrip; m[b + I_NRIP + 1] = 0;
+  m[b + I_EVENTINJ] = 0; // the injected event was taken (or is in EXITINTINFO)
+  if (c !== null) {
+    c.cr0 = cpu.cr0 >>> 0; c.cr0Hi = 0; c.cr3 = cpu.cr3 >>> 0; c.cr3Hi = 0; c.cr4 = cpu.cr4 >>> 0; c.cr4Hi = 0;
+    c.efer = (cpu.efer | 0x1000) >>> 0; c.eferHi = 0; c.cr2 = cpu.cr2 >>> 0;
+    c.dr6 = cpu.dr[6] >>> 0; c.dr6Hi = 0; c.dr7 = cpu.dr[7] >>> 0; c.dr7Hi = 0;
+    c.gdtBase = cpu.gdtBase >>> 0; c.gdtLimit = cpu.gdtLimit & 0xffff; c.idtBase = cpu.idtBase >>> 0; c.idtLimit = cpu.idtLimit & 0xffff;
+    c.cpl = cpu.cpl & 0xff; c.vi = vi;
+  }
   // back to the host
   cpu.guest = false; cpu.npEnabled = false; cpu.svm = null;
   restoreHost(cpu, g.host);
@@ -314,7 +518,7 @@ export function vmexitNow(cpu: Cpu, rip: number): void {
   cpu.setAsid(0);
   cpu.state = 0; // RUNNING: the host's handler decides what the core does next
   cpu.stats.vmexits++;
-  cpu.vmexitToHost(g.exitCode);
+  cpu.vmexitToHost(code);
 }
 
 
@@ -481,20 +685,26 @@ export function guestWakeable(cpu: Cpu): boolean {
 /**
  * The IOIO intercept (IOPM bitmap, one bit per port; every byte of the access is checked),
  * with the APM's EXITINFO1 encoding: TYPE (1 = IN) bit 0, STR 2, REP 3, SZ8/16/32 4-6,
- * A16/A32 7-8, SEG 10-12, PORT 16-31; EXITINFO2 = the next instruction's RIP.
+ * A16/A32 7-8, SEG 10-12, PORT 16-31; EXITINFO2 = the next instruction's RIP. Returns true when
+ * the access exits: the #VMEXIT is then recorded with cpu.exitAfterInsn() (no unwinding), and
+ * the instruction's handler must return at once, having changed nothing.
  */
-export function ioIntercept(cpu: Cpu, port: number, size: number, isIn: boolean, str: boolean, rep: boolean, a16: boolean, seg: number): void {
+export function ioIntercept(cpu: Cpu, port: number, size: number, isIn: boolean, str: boolean, rep: boolean, a16: boolean, seg: number): boolean {
   const g = cpu.svm;
-  if (g === null || (g.ic3 & IC3_IOIO) === 0) return;
+  if (g === null || (g.ic3 & C_IC3_IOIO) === 0) return false;
+  const mem = cpu.mem;
   let hit = false;
   for (let k = 0; k < size && !hit; k++) {
     const p = port + k;
-    hit = ((cpu.mem.read((g.iopm + (p >>> 3)) >>> 0, 1) >>> (p & 7)) & 1) !== 0;
+    hit = ((mem.read((g.iopm + (p >>> 3)) >>> 0, 1) >>> (p & 7)) & 1) !== 0;
   }
-  if (!hit) return;
+  if (!hit) return false;
   const info1 = (port << 16) | ((seg & 7) << 10) | (a16 ? 1 << 7 : 1 << 8) | (size === 1 ? 1 << 4 : size === 2 ? 1 << 5 : 1 << 6)
     | (rep ? 8 : 0) | (str ? 4 : 0) | (isIn ? 1 : 0);
-  svmExit(cpu, EXIT_IOIO, info1 >>> 0, cpu.eip);
+  g.exitCode = C_EXIT_IOIO; g.info1 = info1 >>> 0; g.info1Hi = 0; g.info2 = cpu.eip; g.info2Hi = 0;
+  g.nrip = cpu.eip; // nRIP is saved for IOIO intercepts (APM 15.7.1)
+  cpu.exitAfterInsn();
+  return true;
 }
 
 /** The MSR intercept (MSRPM: two bits per MSR, read then write, for three ranges; others always exit). EXITINFO1 = 0 read, 1 write. */

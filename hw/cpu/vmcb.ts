@@ -62,6 +62,27 @@ export const VMCB_DBGCTL = 0x670;            // LBR virtualization: not modelled
 // ---- bits of the fields above (APM Table B-1)
 /** VMCB_VINTR: V_TPR (bits 3:0 used, 7:4 SBZ), V_IRQ, V_INTR_PRIO (19:16), V_IGN_TPR, V_INTR_MASKING. */
 export const V_TPR_MASK = 0x0f, V_IRQ = 1 << 8, V_INTR_PRIO_SHIFT = 16, V_IGN_TPR = 1 << 20, V_INTR_MASKING = 1 << 24;
+/**
+ * VMCB_CLEAN bits (APM 15.15.3, "VMCB Clean Field"): a set bit tells the core that the VMM has
+ * not changed that group since this VMCB last ran on this core, so the core may use its cached
+ * copy instead of reading the VMCB. The core here caches the groups in CLEAN_CACHED (svm.ts);
+ * a different VMCB address, ASID or core than at the last run makes every group dirty.
+ */
+export const CLEAN_I = 1 << 0,    // intercept vectors, TSC_OFFSET (pause filter: not modelled)
+  CLEAN_IOPM = 1 << 1,             // IOPM_BASE_PA, MSRPM_BASE_PA
+  CLEAN_ASID = 1 << 2,             // ASID (always compared: a changed ASID dirties everything)
+  CLEAN_TPR = 1 << 3,              // V_TPR, V_IRQ, V_INTR_PRIO, V_IGN_TPR, V_INTR_MASKING, V_INTR_VECTOR (0x60-0x67)
+  CLEAN_NP = 1 << 4,               // NP_ENABLE (with the NPT format byte), N_CR3, G_PAT
+  CLEAN_CRX = 1 << 5,              // CR0, CR3, CR4, EFER
+  CLEAN_DRX = 1 << 6,              // DR6, DR7
+  CLEAN_DT = 1 << 7,               // GDTR, IDTR
+  CLEAN_SEG = 1 << 8,              // ES, CS, SS, DS (selector, attributes, limit, base), CPL
+  CLEAN_CR2 = 1 << 9,              // CR2
+  CLEAN_LBR = 1 << 10,             // LBR virtualization: not modelled
+  CLEAN_AVIC = 1 << 11;            // AVIC: not modelled
+/** The clean bits this core honours. */
+export const CLEAN_CACHED = 0x3ff;
+
 /** VMCB_INT_STATE bit 0. */
 export const INTERRUPT_SHADOW = 1;
 /** VMCB_NP_CONTROL bit 0. */

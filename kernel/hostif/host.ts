@@ -498,17 +498,16 @@ export class LwkHost implements Host, KernelThreadHooks {
 
   checkRun(req: Extract<HostRequest, { kind: 'vmrun' }>): Error | null {
     const { vmcb, deadline, regs } = req;
-    const bad = (m: string) => new HostifError(`vmrun: ${m}`);
-    if (typeof deadline !== 'number' || Number.isNaN(deadline)) return bad(`the deadline must be a cycle count, got ${String(deadline)}`);
+    if (typeof deadline !== 'number' || Number.isNaN(deadline)) return vmrunError(`the deadline must be a cycle count, got ${String(deadline)}`);
     if (typeof vmcb !== 'number' || !Number.isInteger(vmcb) || (vmcb & 0xfff) !== 0 || !this.mem.isRam(vmcb)) {
-      return bad(`the VMCB at ${String(vmcb)} must be a page of RAM`);
+      return vmrunError(`the VMCB at ${String(vmcb)} must be a page of RAM`);
     }
-    if (regs !== undefined && (!(regs instanceof Int32Array) || regs.length < 8)) return bad('regs must be an Int32Array of 8 registers');
+    if (regs !== undefined && (!(regs instanceof Int32Array) || regs.length < 8)) return vmrunError('regs must be an Int32Array of 8 registers');
     if ((this.mem.read(vmcb + VMCB_INTERCEPTS3, 4) & IC3_INTR) === 0) {
-      return bad(`the VMCB at 0x${vmcb.toString(16)} does not intercept INTR (VMCB_INTERCEPTS3 bit 0): the kernel could not take the core back at the deadline`);
+      return vmrunError(`the VMCB at 0x${vmcb.toString(16)} does not intercept INTR (VMCB_INTERCEPTS3 bit 0): the kernel could not take the core back at the deadline`);
     }
     if ((this.mem.read(vmcb + VMCB_VINTR, 4) & V_INTR_MASKING) === 0) {
-      return bad(`the VMCB at 0x${vmcb.toString(16)} does not set V_INTR_MASKING (VMCB_VINTR bit 24): a guest with IF clear would keep the kernel's interrupts from ending its run`);
+      return vmrunError(`the VMCB at 0x${vmcb.toString(16)} does not set V_INTR_MASKING (VMCB_VINTR bit 24): a guest with IF clear would keep the kernel's interrupts from ending its run`);
     }
     return null;
   }
@@ -639,4 +638,9 @@ export class LwkHost implements Host, KernelThreadHooks {
 function describe(v: unknown): string {
   if (v instanceof Error) return v.message;
   try { return JSON.stringify(v) ?? String(v); } catch { return String(v); }
+}
+
+/** A refused 'vmrun' (a module function, not a closure made on every guest entry: the entry path is hot). */
+function vmrunError(m: string): HostifError {
+  return new HostifError(`vmrun: ${m}`);
 }

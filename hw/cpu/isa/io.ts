@@ -19,6 +19,10 @@
  * execution charges the same again, since each one is its own bus cycle.
  *
  * No flags are affected.
+ *
+ * In a guest, the IOIO intercept (svm.ts ioIntercept) is checked after the permission check and
+ * before the port is touched; an intercepted access returns at once and the core performs the
+ * #VMEXIT after the instruction (cpu.exitAfterInsn), without unwinding.
  */
 import { insnCosts } from '../../costs.ts';
 import { ACC_WRITE } from '../access.ts';
@@ -66,14 +70,14 @@ const inAcc: Handler = (cpu, i) => {
   const size = (i.opcode & 1) === 0 ? 1 : i.opsz;
   const port = i.opcode >= 0xec ? cpu.r[2] & 0xffff : i.imm & 0xff;
   checkIo(cpu, port, size);
-  ioIntercept(cpu, port, size, true, false, false, i.adsz === 2, 3);
+  if (cpu.guest && ioIntercept(cpu, port, size, true, false, false, i.adsz === 2, 3)) return;
   setAcc(cpu, size, portIn(cpu, port, size));
 };
 const outAcc: Handler = (cpu, i) => {
   const size = (i.opcode & 1) === 0 ? 1 : i.opsz;
   const port = i.opcode >= 0xec ? cpu.r[2] & 0xffff : i.imm & 0xff;
   checkIo(cpu, port, size);
-  ioIntercept(cpu, port, size, false, false, false, i.adsz === 2, 3);
+  if (cpu.guest && ioIntercept(cpu, port, size, false, false, false, i.adsz === 2, 3)) return;
   portOut(cpu, port, size, cpu.r[0]);
 };
 
@@ -107,7 +111,7 @@ const ins: Handler = (cpu, i) => {
   const size = (i.opcode & 1) === 0 ? 1 : i.opsz;
   const delta = (cpu.flags & DF) !== 0 ? -size : size;
   const a16 = i.adsz === 2, port = cpu.r[2] & 0xffff;
-  if (cpu.guest) { checkIo(cpu, port, size); ioIntercept(cpu, port, size, true, true, i.rep !== 0, a16, 0); }
+  if (cpu.guest) { checkIo(cpu, port, size); if (ioIntercept(cpu, port, size, true, true, i.rep !== 0, a16, 0)) return; }
   if (i.rep === 0) { insOne(cpu, port, size, delta, a16); return; }
   checkIo(cpu, port, size);
   let n = count(cpu, a16);
@@ -126,7 +130,7 @@ const outs: Handler = (cpu, i) => {
   const size = (i.opcode & 1) === 0 ? 1 : i.opsz;
   const delta = (cpu.flags & DF) !== 0 ? -size : size;
   const a16 = i.adsz === 2, port = cpu.r[2] & 0xffff, seg = i.seg;
-  if (cpu.guest) { checkIo(cpu, port, size); ioIntercept(cpu, port, size, false, true, i.rep !== 0, a16, seg); }
+  if (cpu.guest) { checkIo(cpu, port, size); if (ioIntercept(cpu, port, size, false, true, i.rep !== 0, a16, seg)) return; }
   if (i.rep === 0) { outsOne(cpu, seg, port, size, delta, a16); return; }
   checkIo(cpu, port, size);
   let n = count(cpu, a16);
