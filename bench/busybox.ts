@@ -18,27 +18,12 @@ import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { delimiter, join, relative } from 'node:path';
 import { runLwk } from '../apps/cli/run.ts';
 import { buildCpio } from '../kernel/fs/cpio.ts';
+import { intArg, strArg } from './args.ts';
 import { ROOT } from './native.ts';
 
 const DEFAULT_BUSYBOX = join(ROOT, '.cache', 'busybox', 'root', 'bin', 'busybox');
 /** The environment the LWK gives its processes (kernel.ts), for the other runs to match. */
 const ENV = { PATH: '/bin:/usr/bin', HOME: '/' };
-
-function arg(name: string, dflt: number): number {
-  const k = process.argv.indexOf(name);
-  if (k < 0) return dflt;
-  const v = Number(process.argv[k + 1]);
-  if (!Number.isInteger(v) || v < 1) { console.error(`${name} needs a positive integer, e.g. ${name} 3`); process.exit(2); }
-  return v;
-}
-
-function strArg(name: string): string | undefined {
-  const k = process.argv.indexOf(name);
-  if (k < 0) return undefined;
-  const v = process.argv[k + 1];
-  if (v === undefined) { console.error(`${name} needs a path`); process.exit(2); }
-  return v;
-}
 
 /** A command's path: `name` itself when it holds a slash, else the first executable of that name in PATH. */
 function which(name: string): string | null {
@@ -103,9 +88,9 @@ function bestOf(runs: number, run: () => Timed | string): Timed | string {
 const cpuText = (t: Timed) => (t.cpuSeconds === null ? 'CPU not measured' : `CPU ${t.cpuSeconds.toFixed(3)}`);
 
 function main(): number {
-  const mb = arg('--mb', 4);
-  const runs = arg('--runs', 1);
-  const refRuns = arg('--ref-runs', 5);
+  const mb = intArg('--mb', 4);
+  const runs = intArg('--runs', 1);
+  const refRuns = intArg('--ref-runs', 5);
   const busybox = strArg('--busybox') ?? DEFAULT_BUSYBOX;
   const shown = relative(ROOT, busybox).startsWith('..') ? busybox : relative(ROOT, busybox);
   const input = data(mb << 20, 1);

@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Cpu } from '../hw/cpu/cpu.ts';
 import type { Insn } from '../hw/cpu/insn.ts';
+import { intArg } from './args.ts';
 import { buildNativeRunner, ROOT, runNativeImage } from './native.ts';
 import { endedAtUd2, loadFlat, runFlat } from './usermode.ts';
 
@@ -27,14 +28,6 @@ const BASE = 0x10000000;
 const END_EIP = BASE + 5;
 const STACK = 0x10000;
 const MAX_CYCLES = 50e9;
-
-function arg(name: string, dflt: number): number {
-  const k = process.argv.indexOf(name);
-  if (k < 0) return dflt;
-  const v = Number(process.argv[k + 1]);
-  if (!Number.isInteger(v) || v < 1) { console.error(`${name} needs a positive integer, e.g. ${name} 3`); process.exit(2); }
-  return v;
-}
 
 const fmt = (n: number) => n.toLocaleString('en-US');
 
@@ -73,8 +66,8 @@ function mix(image: Uint8Array, memSize: number): void {
 }
 
 function main(): number {
-  const runs = arg('--runs', 3);
-  const nativeRuns = arg('--native-runs', 20);
+  const runs = intArg('--runs', 3);
+  const nativeRuns = intArg('--native-runs', 20);
   const image = new Uint8Array(readFileSync(IMAGE));
   const end = new DataView(image.buffer, image.byteOffset, image.byteLength).getUint32(12, true);
   const memSize = Math.ceil((end - BASE + STACK) / 4096) * 4096;

@@ -18,20 +18,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runLwk } from '../apps/cli/run.ts';
 import type { ByteSink } from '../hw/devices/types.ts';
+import { intArg } from './args.ts';
 import { ROOT } from './native.ts';
 
 const PROGRAM = join(ROOT, 'apps', 'native', 'prebuilt', 'sysbench');
 const SYS_GETPID = 20;
 const LWK_MODES = ['int80', 'sysenter', 'libc'] as const;
 const NATIVE_MODES = ['int80', 'libc'] as const;
-
-function arg(name: string, dflt: number): number {
-  const k = process.argv.indexOf(name);
-  if (k < 0) return dflt;
-  const v = Number(process.argv[k + 1]);
-  if (!Number.isInteger(v) || v < 1) { console.error(`${name} needs a positive integer, e.g. ${name} 3`); process.exit(2); }
-  return v;
-}
 
 const ratio = (x: number) => `${x >= 10 ? x.toFixed(0) : x >= 1 ? x.toFixed(1) : x.toFixed(2)}x`;
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
@@ -96,9 +89,9 @@ function best(loops: Loop[], modes: readonly string[]): Loop[] {
 }
 
 function main(): number {
-  const calls = arg('--calls', 50_000);
-  const nativeCalls = arg('--native-calls', 100_000);
-  const runs = arg('--runs', 3);
+  const calls = intArg('--calls', 50_000);
+  const nativeCalls = intArg('--native-calls', 100_000);
+  const runs = intArg('--runs', 3);
   if (!existsSync(PROGRAM)) { console.error(`bench: ${PROGRAM} is missing (sh apps/native/build.sh --prebuilt)`); return 1; }
   const image = new Uint8Array(readFileSync(PROGRAM));
   const modes = Array.from({ length: runs }, () => LWK_MODES).flat();

@@ -5,18 +5,14 @@
 # Static i386 executables against the system's glibc, with gcc-multilib (gcc -m32). Sources are
 # named relative to this directory whatever OUT is and nothing records a time or a path, so the
 # same gcc and glibc give the same bytes (test/kernel/native.test.ts checks the prebuilt programs
-# against a rebuild when prebuilt/TOOLCHAIN matches the local toolchain).
+# against a rebuild when prebuilt/TOOLCHAIN matches the local toolchain). The options and the
+# installing are ../build-common.sh's.
 set -eu
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-PREBUILT=0
-if [ "${1:-}" = "--prebuilt" ]; then PREBUILT=1; shift; fi
-OUT=${1:-$HERE/build}
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
-cd "$HERE"
+. "$HERE/../build-common.sh"
+build_options "$@"
 
-CC=${CC:-gcc}
 CFLAGS="-m32 -static -O2"
 PROGRAMS="hello args heap compute fault tls upcase clock fwq ftq selfish spmv threads procs futex signals pipes files sysbench"
 
@@ -27,10 +23,6 @@ $CC -m32 -static-pie -O2 -o "$OUT/hello-pie" hello.c
 $CC -m32 -static -nostdlib -o "$OUT/sysenter" sysenter.s
 
 if [ $PREBUILT = 1 ]; then
-  mkdir -p prebuilt
-  for p in $PROGRAMS hello-pie sysenter; do cp "$OUT/$p" "prebuilt/$p"; done
-  {
-    echo "gcc $($CC -dumpfullversion)"
-    echo "glibc $(ldd --version | head -n 1 | sed 's/.* //')"
-  } > prebuilt/TOOLCHAIN
+  for p in $PROGRAMS hello-pie sysenter; do to_prebuilt "$p"; done
+  record_toolchain "glibc $(ldd --version | head -n 1 | sed 's/.* //')"
 fi

@@ -18,6 +18,15 @@ const LAPIC_ON = `
   movl $0x40, 0xfee00320
 `;
 
+/** The LAPIC timer's handler (`setgate 0x40, tick`): sets `ticked` to 1 and ends the interrupt (EOI). */
+const TICKED = `
+tick:
+  movl $1, ticked
+  movl $0, 0xfee000b0
+  iret
+ticked: .long 0
+`;
+
 describe.skipIf(assemblerMissing && process.env.CI !== 'true')('exit handlers', () => {
   it('IOIO: OUT reaches a hooked device, IN merges into AL/AX, an unclaimed port reads all ones', () => {
     const rig = runGuest(`
@@ -171,11 +180,7 @@ describe.skipIf(assemblerMissing && process.env.CI !== 'true')('exit handlers', 
       rdtsc
       sub %esi, %eax
       exit %eax
-    tick:
-      movl $1, ticked
-      movl $0, 0xfee000b0
-      iret
-    ticked: .long 0
+      ${TICKED}
     `);
     const r = rig.vm.report();
     expect(r.state).toBe('stopped');
@@ -263,11 +268,7 @@ describe.skipIf(assemblerMissing && process.env.CI !== 'true')('exit handlers', 
       nop
       nop
       exit ticked
-    tick:
-      movl $1, ticked
-      movl $0, 0xfee000b0
-      iret
-    ticked: .long 0
+      ${TICKED}
     `);
     expect(rig.vm.report().exitStatus).toBe(status(1));
     expect(exits(rig, 'VINTR')).toBe(1);

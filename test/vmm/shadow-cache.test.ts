@@ -1,17 +1,14 @@
 // The caching strategy (vmm/paging/shadow-cache.ts): shadow tables survive CR3 switches, guest
 // page-table pages are write-protected in the shadow, and a guest edit of a page table whose
 // shadow is cached is seen after a CR3 reload back to the cached root, or after INVLPG.
-import { describe, expect, it } from 'vitest';
-import { haveAssembler } from '../hw/cpu/bare.ts';
+import { expect, it } from 'vitest';
+import type { ShadowPaging } from '../../vmm/paging/shadow.ts';
 import { shadowCacheFactory } from '../../vmm/paging/shadow-cache.ts';
-import { ShadowPaging, shadowFactory } from '../../vmm/paging/shadow.ts';
-import { enablePaging, type GuestMem, guestCode, identity, PT_P, PT_W, runGuest } from './shadow-env.ts';
-
-const suite = haveAssembler() || process.env.CI === 'true' ? describe : describe.skip;
+import { enablePaging, type GuestMem, guestCode, hexes, identity, PT_P, PT_W, runGuest, suite } from './shadow-env.ts';
+import { CACHE, differential, VTLB } from './shadow-props.ts';
 
 const PD_A = 0x100000, PT0 = 0x101000, PT_A = 0x102000, PD_B = 0x103000, PT_B = 0x104000;
 const DATA = 0x200000, VA = 0x40000000;
-const hexes = (a: number[]): string[] => a.map((x) => (x >>> 0).toString(16));
 
 /** Two spaces, 8 pages each at VA. */
 function eightPages(g: GuestMem): void {
@@ -38,8 +35,7 @@ suite('shadow-cache: cached shadow tables and write-protected guest page tables'
       mov $${VA}, %ebx
       mov (%ebx), %eax
       log                               # A: 0x1111
-      mov $${PD_B}, %eax
-      mov %eax, %cr3
+      loadcr3 ${PD_B}
       mov (%ebx), %eax
       log                               # B: 0x2222
       movl $${(DATA + 0x2000) | PT_P | PT_W}, ${PT_A}   # edit A's page table while in B
@@ -56,20 +52,10 @@ suite('shadow-cache: cached shadow tables and write-protected guest page tables'
       mov %eax, %cr3                    # ... and reload CR3 (the same root)
       mov (%ebx), %eax
       log                               # 0x1111
-      xor %eax, %eax
-      done
+      finish
     `;
-    const img = guestCode(src);
-    const native = runGuest('native', img, { setup: twoSpaces });
-    expect(native.failure).toBeNull();
-    const expected = hexes([0x1111, 0x2222, 0x3333, 0x4444, 0x1111]);
-    expect(hexes(native.log)).toEqual(expected);
-    for (const f of [shadowCacheFactory, shadowFactory]) {
-      const r = runGuest(f, img, { setup: twoSpaces });
-      expect(r.failure).toBeNull();
-      expect(hexes(r.log), f.name).toEqual(expected);
-    }
-    const r = runGuest(shadowCacheFactory, img, { setup: twoSpaces });
+    const { ref, runs: [r] } = differential(guestCode(src), twoSpaces, [CACHE, VTLB]);
+    expect(hexes(ref.log)).toEqual(hexes([0x1111, 0x2222, 0x3333, 0x4444, 0x1111]));
     // the roots came back from the cache; each edit hit a write-protected page table
     expect(r.counts.get('shadow.cacheHit') ?? 0).toBeGreaterThanOrEqual(2);
     expect(r.counts.get('shadow.unsync') ?? 0).toBeGreaterThanOrEqual(2);
@@ -83,23 +69,18 @@ suite('shadow-cache: cached shadow tables and write-protected guest page tables'
       ${enablePaging(PD_A)}
       mov $20, %ecx
     1:
-      mov $${PD_A}, %eax
-      mov %eax, %cr3
+      loadcr3 ${PD_A}
       ${touch}
-      mov $${PD_B}, %eax
-      mov %eax, %cr3
+      loadcr3 ${PD_B}
       ${touch}
       dec %ecx
       jnz 1b
       mov ${VA + 0x7000}, %eax
       log
-      xor %eax, %eax
-      done
+      finish
     `;
-    const img = guestCode(src);
-    const vtlb = runGuest(shadowFactory, img, { setup: eightPages });
-    const cache = runGuest(shadowCacheFactory, img, { setup: eightPages });
-    for (const r of [vtlb, cache]) { expect(r.failure).toBeNull(); expect(hexes(r.log)).toEqual(['b7']); }
+    const { ref, runs: [vtlb, cache] } = differential(guestCode(src), eightPages, [VTLB, CACHE]);
+    expect(hexes(ref.log)).toEqual(['b7']);
     const fv = vtlb.counts.get('shadow.fill') ?? 0, fc = cache.counts.get('shadow.fill') ?? 0;
     expect(fv).toBeGreaterThan(20 * 2 * 8);
     expect(fc * 5).toBeLessThan(fv);
@@ -123,8 +104,7 @@ suite('shadow-cache: cached shadow tables and write-protected guest page tables'
       jnz 1b
       mov %edx, %eax
       log
-      xor %eax, %eax
-      done
+      finish
     `;
     const setup = (g: GuestMem): void => {
       identity(g, PD_A, PT0);
@@ -155,45 +135,27 @@ suite('shadow-cache: cached shadow tables and write-protected guest page tables'
     const src = `
       ${enablePaging(PDPT_A, 0x30)}
       mov $${VA}, %ebx
-      mov (%ebx), %eax
-      log
-      mov $${PDPT_B}, %eax
-      mov %eax, %cr3
-      mov (%ebx), %eax
-      log
+      readlog
+      loadcr3 ${PDPT_B}
+      readlog
       movl $${(DATA + 0x2000) | PT_P | PT_W}, ${PT_A}
-      mov $${PDPT_A}, %eax
-      mov %eax, %cr3
-      mov (%ebx), %eax
-      log
+      loadcr3 ${PDPT_A}
+      readlog
       movl $${(DATA + 0x3000) | PT_P | PT_W}, ${PT_A}
       invlpg (%ebx)
-      mov (%ebx), %eax
-      log
+      readlog
       movl $${DATA | PT_P | PT_W}, ${PT_A}
       mov %cr3, %eax
       mov %eax, %cr3
-      mov (%ebx), %eax
-      log
-      mov $${PDPT_B}, %eax
-      mov %eax, %cr3
-      mov (%ebx), %eax
-      log
-      xor %eax, %eax
-      done
+      readlog
+      loadcr3 ${PDPT_B}
+      readlog
+      finish
     `;
-    const img = guestCode(src);
-    const expected = hexes([0x1111, 0x2222, 0x3333, 0x4444, 0x1111, 0x2222]);
-    expect(hexes(runGuest('native', img, { setup }).log)).toEqual(expected);
-    for (const f of [shadowCacheFactory, shadowFactory]) {
-      const r = runGuest(f, img, { setup });
-      expect(r.failure).toBeNull();
-      expect(hexes(r.log), f.name).toEqual(expected);
-      if (f === shadowCacheFactory) {
-        expect(r.counts.get('shadow.unsync') ?? 0).toBeGreaterThanOrEqual(2);
-        // B's directory and page table came back from the cache at the last switch
-        expect(r.counts.get('shadow.cacheHit') ?? 0).toBeGreaterThanOrEqual(4);
-      }
-    }
+    const { ref, runs: [r] } = differential(guestCode(src), setup, [CACHE, VTLB]);
+    expect(hexes(ref.log)).toEqual(hexes([0x1111, 0x2222, 0x3333, 0x4444, 0x1111, 0x2222]));
+    expect(r.counts.get('shadow.unsync') ?? 0).toBeGreaterThanOrEqual(2);
+    // B's directory and page table came back from the cache at the last switch
+    expect(r.counts.get('shadow.cacheHit') ?? 0).toBeGreaterThanOrEqual(4);
   });
 });

@@ -9,13 +9,17 @@
 //   0x10000 code (CODE; a #PF handler at PF_HANDLER when the source has one), ring-0 stack top
 //   0x80000, ring-3 stack top 0x90000, page tables and data from 0x100000 (the tests choose).
 // Ports: 0xE0 appends EAX to `log`; 0xF4 ends the run (status AL); 0xE1 is an unexpected vector.
+import { describe } from 'vitest';
 import { Cpu, TRAP_VMEXIT } from '../../hw/cpu/cpu.ts';
 import { hasErrorCode } from '../../hw/cpu/exceptions.ts';
 import { vmrun } from '../../hw/cpu/svm.ts';
 import * as V from '../../hw/cpu/vmcb.ts';
 import { PhysMem } from '../../hw/mem/physmem.ts';
 import type { PagingContext, PagingMode, PagingModeFactory } from '../../vmm/paging/mode.ts';
-import { assemble } from '../hw/cpu/bare.ts';
+import { assemble, haveAssembler } from '../hw/cpu/bare.ts';
+
+/** describe, or describe.skip when GNU as is missing (never under CI). */
+export const suite = haveAssembler() || process.env.CI === 'true' ? describe : describe.skip;
 
 export const GDT = 0x1000, IDT = 0x2000, STUBS = 0x3000, TSS = 0x4000, CODE = 0x10000, PF_HANDLER = CODE + 0x800;
 export const STACK0 = 0x80000, STACK3 = 0x90000;
@@ -23,7 +27,10 @@ export const RAM = 4 << 20;
 const HOST_MEM = 16 << 20, VMCB_PA = 0xf00000, IOPM_PA = 0xf10000, POOL = 0xa00000, POOL_END = 0xf00000;
 export const PORT_LOG = 0xe0, PORT_BAD = 0xe1, PORT_EXIT = 0xf4;
 
-/** Assembler prologue: `log` reports EAX; `done` ends the run. */
+/**
+ * Assembler prologue: `log` reports EAX; `done` ends the run (status AL), `finish` with status 0;
+ * `readlog` logs the dword at (%ebx) (a 2-byte load, which PF_SKIP can skip); `loadcr3 v` sets CR3.
+ */
 const PROLOGUE = `
   .code32
   .macro log
@@ -31,6 +38,18 @@ const PROLOGUE = `
   .endm
   .macro done
   out %al, $${PORT_EXIT}
+  .endm
+  .macro finish
+  xor %eax, %eax
+  done
+  .endm
+  .macro readlog
+  mov (%ebx), %eax
+  log
+  .endm
+  .macro loadcr3 v
+  mov $\\v, %eax
+  mov %eax, %cr3
   .endm
 `;
 
@@ -52,6 +71,26 @@ pf:
   add $4, %esp
   iret
 `;
+
+/**
+ * Guest code from CPL 0 to CPL 3 (IOPL 3, so that it can still log) at the label `ring3`, with the
+ * ring-3 data segments loaded and the stack at STACK3.
+ */
+export const TO_RING3 = `
+  pushl $0x23
+  pushl $${STACK3}
+  pushl $0x3002
+  pushl $0x1b
+  pushl $ring3
+  iret
+ring3:
+  mov $0x23, %ax
+  mov %ax, %ds
+  mov %ax, %es
+`;
+
+/** Log values as unsigned hex strings (a readable comparison). */
+export const hexes = (a: number[]): string[] => a.map((x) => (x >>> 0).toString(16));
 
 export type ModeSpec = 'native' | PagingModeFactory;
 

@@ -4,90 +4,27 @@
 // faults (CR2, error code) and final guest memory under both shadow strategies (PAE shadow
 // tables, with 2 MiB shadow pages and split) as with the guest's paging directly on the core.
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
-import { haveAssembler } from '../hw/cpu/bare.ts';
+import { expect, it } from 'vitest';
 import { SEED } from '../native/diff.ts';
-import { shadowCacheFactory } from '../../vmm/paging/shadow-cache.ts';
-import { shadowFactory } from '../../vmm/paging/shadow.ts';
-import { type GuestMem, guestCode, PF_SKIP, PT_A, PT_D, PT_G, PT_P, PT_PS, PT_U, PT_W, runGuest } from './shadow-env.ts';
+import { type GuestMem, guestCode, PT_D, PT_G, PT_P, PT_PS, PT_U, PT_W, suite } from './shadow-env.ts';
+import { accessFields, CACHE, differential, entryBits, INTERPRETER, markPages, putSupThenUser, startOps, VTLB, VTLB_SPLIT } from './shadow-props.ts';
 
-const suite = haveAssembler() || process.env.CI === 'true' ? describe : describe.skip;
-
-const PDPT = 0x105000, PD_LOW = 0x106000, PDS = 0x107000, PTS = 0x10a000, OPS = 0x20000, CONF = 0x1f000;
+const PDPT = 0x105000, PD_LOW = 0x106000, PDS = 0x107000, PTS = 0x10a000;
 const DATA = 0x200000, DATA_PAGES = 64;
 /** The random part: PDPTEs 1 and 2 (0x40000000, 0x80000000), directory slots 0 and 1 of each. */
 const REGIONS = [1, 2], SLOTS = 2;
 
-const PROGRAM = `
-  mov ${CONF + 8}, %eax
-  test %eax, %eax
-  jz 1f
-  mov $0xc0000080, %ecx
-  rdmsr
-  or $0x800, %eax
-  wrmsr
-1:
-  mov ${CONF}, %eax
-  mov %eax, %cr4
-  mov $${PDPT}, %eax
-  mov %eax, %cr3
-  mov %cr0, %eax
-  or $0x80010000, %eax
-  mov ${CONF + 4}, %ecx
-  not %ecx
-  and %ecx, %eax
-  mov %eax, %cr0
-  mov $${OPS}, %esi
-next:
-  mov (%esi), %ebx
-  mov 4(%esi), %ecx
-  mov 8(%esi), %eax
-  add $12, %esi
-  cmp $1, %ecx
-  je write
-  cmp $2, %ecx
-  je user
-  cmp $3, %ecx
-  je end
-  mov (%ebx), %eax
-  log
-  jmp next
-write:
-  mov %eax, (%ebx)
-  jmp next
-user:
-  pushl $0x23
-  pushl $0x90000
-  pushl $0x3002
-  pushl $0x1b
-  pushl $ring3
-  iret
-ring3:
-  mov $0x23, %ax
-  mov %ax, %ds
-  mov %ax, %es
-  jmp next
-end:
-  xor %eax, %eax
-  done
-  ${PF_SKIP}
-`;
-
-const lowBits = fc.record({ w: fc.boolean(), u: fc.boolean(), g: fc.boolean(), a: fc.boolean(), d: fc.boolean() })
-  .map((b) => (b.w ? PT_W : 0) | (b.u ? PT_U : 0) | (b.g ? PT_G : 0) | (b.a ? PT_A : 0) | (b.d ? PT_D : 0));
 /** The high dword: bit 63 often, a reserved bit (40) rarely. */
 const highBits = fc.record({ nx: fc.boolean(), rsvd: fc.integer({ min: 0, max: 15 }) })
   .map((h) => (h.nx ? 0x80000000 : 0) | (h.rsvd === 0 ? 0x100 : 0));
-const pte = fc.record({ present: fc.boolean(), lo: lowBits, hi: highBits, frame: fc.integer({ min: 0, max: DATA_PAGES - 1 }) });
+const pte = fc.record({ present: fc.boolean(), lo: entryBits, hi: highBits, frame: fc.integer({ min: 0, max: DATA_PAGES - 1 }) });
 const pde = fc.record({
   kind: fc.constantFrom('none', 'pt', 'pt', 'large'),
-  lo: lowBits, hi: highBits,
+  lo: entryBits, hi: highBits,
   ptes: fc.array(pte, { minLength: 16, maxLength: 16 }),
 });
 const op = fc.record({
-  region: fc.integer({ min: 0, max: REGIONS.length - 1 }), slot: fc.integer({ min: 0, max: SLOTS - 1 }),
-  page: fc.integer({ min: 0, max: 15 }), off: fc.integer({ min: 0, max: 1023 }), write: fc.boolean(),
-  value: fc.integer({ min: 0, max: 0x7fffffff }),
+  region: fc.integer({ min: 0, max: REGIONS.length - 1 }), slot: fc.integer({ min: 0, max: SLOTS - 1 }), ...accessFields(16),
 });
 const testCase = fc.record({
   pdptes: fc.array(fc.boolean(), { minLength: REGIONS.length, maxLength: REGIONS.length }),
@@ -106,9 +43,6 @@ function addr(c: Case, o: Op): number {
 
 function setup(c: Case): (g: GuestMem) => void {
   return (g) => {
-    g.w32(CONF, 0x30 | (c.pge ? 0x80 : 0));
-    g.w32(CONF + 4, c.wp ? 0 : 0x10000);
-    g.w32(CONF + 8, c.nxe ? 1 : 0);
     g.w32(PDPT, PD_LOW | 1);
     g.w32(PD_LOW, 0 | PT_P | PT_W | PT_U | PT_PS); g.w32(PD_LOW + 8, 0x200000 | PT_P | PT_W | PT_U | PT_PS);
     REGIONS.forEach((r, i) => {
@@ -124,44 +58,19 @@ function setup(c: Case): (g: GuestMem) => void {
         }
       });
     });
-    for (let k = 0; k < DATA_PAGES; k++) g.w32(DATA + k * 0x1000 + 0x100, 0xd0000000 + k);
-    let p = OPS;
-    const put = (a: number, kind: number, v: number): void => { g.w32(p, a); g.w32(p + 4, kind); g.w32(p + 8, v); p += 12; };
-    for (const o of c.sup) put(addr(c, o), o.write ? 1 : 0, o.value);
-    put(0, 2, 0);
-    for (const o of c.usr) put(addr(c, o), o.write ? 1 : 0, o.value);
-    put(0, 3, 0);
+    markPages(g, DATA, DATA_PAGES, 0x100);
+    putSupThenUser(startOps(g, { cr3: PDPT, cr4: 0x30 | (c.pge ? 0x80 : 0), wp: c.wp, nxe: c.nxe }), c, (o) => addr(c, o));
   };
 }
 
 suite('shadow paging: differential for PAE guests', () => {
   it('random PAE tables and accesses: same values, faults (CR2, error code) and final guest memory', () => {
-    const img = guestCode(PROGRAM);
-    const runs = [
-      { name: 'shadow (2 MiB shadow pages)', f: shadowFactory, ramBase: 0x400000 },
-      { name: 'shadow (split)', f: shadowFactory, ramBase: 0x500000 },
-      { name: 'shadow-cache', f: shadowCacheFactory, ramBase: 0x400000 },
-    ];
+    const img = guestCode(INTERPRETER);
     let rsvd = 0, ok = 0;
     fc.assert(fc.property(testCase, (c) => {
-      const ref = runGuest('native', img, { setup: setup(c) });
-      expect(ref.failure).toBeNull();
+      const { ref } = differential(img, setup(c), [VTLB, VTLB_SPLIT, CACHE]);
       rsvd += ref.log.filter((x) => (x & ~0x17) === 8).length;
       ok += ref.log.filter((x) => (x >>> 28) === 0xd || x === 0).length;
-      for (const m of runs) {
-        const r = runGuest(m.f, img, { setup: setup(c), ramBase: m.ramBase });
-        expect(r.failure, m.name).toBeNull();
-        expect(r.log.map((x) => x.toString(16)), m.name).toEqual(ref.log.map((x) => x.toString(16)));
-        for (let pg = 0; pg < r.ram.length; pg += 0x1000) {
-          const a = r.ram.subarray(pg, pg + 0x1000), b = ref.ram.subarray(pg, pg + 0x1000);
-          if (!a.every((x, k) => x === b[k])) {
-            const k = a.findIndex((x, j) => x !== b[j]) & ~3;
-            const dv = new DataView(a.buffer, a.byteOffset), dr = new DataView(b.buffer, b.byteOffset);
-            expect(`${m.name}: gpa 0x${(pg + k).toString(16)} = 0x${dv.getUint32(k, true).toString(16)}`)
-              .toBe(`${m.name}: gpa 0x${(pg + k).toString(16)} = 0x${dr.getUint32(k, true).toString(16)}`);
-          }
-        }
-      }
     }), { seed: SEED, numRuns: 20, endOnFailure: true });
     // the cases met reserved-bit faults and successful reads
     expect(rsvd).toBeGreaterThan(5);

@@ -1,39 +1,22 @@
 // Shadow paging (vmm/paging/shadow.ts: the virtual TLB, and shadow-cache.ts) running real guest
 // code through vmrun: each guest runs under both strategies and natively (NP off, the guest's
 // paging directly on the core), and the guest's view (values, faults, CR reads) must be the same.
-import { describe, expect, it } from 'vitest';
-import { haveAssembler } from '../hw/cpu/bare.ts';
-import { shadowCacheFactory } from '../../vmm/paging/shadow-cache.ts';
-import { shadowFactory } from '../../vmm/paging/shadow.ts';
+import { expect, it } from 'vitest';
 import {
-  CODE, enablePaging, gate, type GuestMem, guestCode, identity, PF_SKIP, PT_A, PT_D, PT_G, PT_P, PT_PS, PT_U, PT_W, type RunResult, runGuest,
-  type ModeSpec,
+  CODE, enablePaging, gate, type GuestMem, guestCode, hexes, identity, PF_SKIP, PT_A, PT_D, PT_G, PT_P, PT_PS, PT_U, PT_W, type RunResult, runGuest,
+  suite, TO_RING3,
 } from './shadow-env.ts';
-
-const suite = haveAssembler() || process.env.CI === 'true' ? describe : describe.skip;
+import { CACHE, differential, VTLB } from './shadow-props.ts';
 
 const PD = 0x100000, PT0 = 0x101000, PT1 = 0x102000, PD_B = 0x103000, PT_B = 0x104000;
 const DATA = 0x200000;
 const VA = 0x40000000; // PDE index 256
 
-const MODES: [string, ModeSpec][] = [['shadow', shadowFactory], ['shadow-cache', shadowCacheFactory]];
+const MODES = [VTLB, CACHE];
 
-/** Runs under native, shadow and shadow-cache; checks every run finished and the logs agree; returns them. */
-function all(src: string, setup?: (g: GuestMem) => void, opts: { ramBase?: number } = {}): { native: RunResult; runs: RunResult[] } {
-  const img = guestCode(src);
-  const native = runGuest('native', img, { setup });
-  expect(native.failure).toBeNull();
-  expect(native.status).toBe(0);
-  const runs = MODES.map(([, f]) => runGuest(f, img, { setup, ramBase: opts.ramBase }));
-  for (const [k, r] of runs.entries()) {
-    expect(r.failure, MODES[k][0]).toBeNull();
-    expect(r.status, MODES[k][0]).toBe(0);
-    expect(r.log.map((x) => x.toString(16)), MODES[k][0]).toEqual(native.log.map((x) => x.toString(16)));
-  }
-  return { native, runs };
-}
-
-const hexes = (a: number[]): string[] => a.map((x) => (x >>> 0).toString(16));
+/** Runs under native, shadow and shadow-cache (`differential`: same log and final guest memory); returns the two shadow runs. */
+const all = (src: string, setup: (g: GuestMem) => void, ramBase?: number): RunResult[] =>
+  differential(guestCode(src), setup, MODES.map((m) => ({ ...m, ramBase }))).runs;
 
 suite('shadow paging (real guests, vmrun, own exit loop)', () => {
   it('paging off runs on the passthrough table; CR0/CR3/CR4 reads give the guest its own values', () => {
@@ -60,10 +43,9 @@ suite('shadow paging (real guests, vmrun, own exit loop)', () => {
       clts
       mov %cr0, %eax
       log
-      xor %eax, %eax
-      done
+      finish
     `;
-    const { runs } = all(src, (g) => identity(g, PD, PT0));
+    const runs = all(src, (g) => identity(g, PD, PT0));
     expect(hexes(runs[0].log)).toEqual(hexes([0x11223344, 0x11, 0, 0x80010011, PD, 0x10, 0x11223344, 0x80010011, 0x80010011]));
     for (const r of runs) {
       expect(r.counts.get('shadow.crWrite')).toBeGreaterThanOrEqual(3);
@@ -76,30 +58,23 @@ suite('shadow paging (real guests, vmrun, own exit loop)', () => {
       ${enablePaging(PD)}
       mov $${VA}, %ebx
       movl $0xaaaa, (%ebx)
-      mov $${PD_B}, %eax
-      mov %eax, %cr3
+      loadcr3 ${PD_B}
       movl $0xbbbb, (%ebx)
-      mov (%ebx), %eax
-      log
-      mov $${PD}, %eax
-      mov %eax, %cr3
-      mov (%ebx), %eax
-      log
-      mov $${PD_B}, %eax
-      mov %eax, %cr3
-      mov (%ebx), %eax
-      log
+      readlog
+      loadcr3 ${PD}
+      readlog
+      loadcr3 ${PD_B}
+      readlog
       mov 0x${(DATA + 0x1000).toString(16)}, %eax
       log
-      xor %eax, %eax
-      done
+      finish
     `;
     const setup = (g: GuestMem): void => {
       identity(g, PD, PT0); identity(g, PD_B, PT0);
       g.w32(PD + 256 * 4, PT1 | PT_P | PT_W); g.w32(PT1, DATA | PT_P | PT_W);
       g.w32(PD_B + 256 * 4, PT_B | PT_P | PT_W); g.w32(PT_B, (DATA + 0x1000) | PT_P | PT_W);
     };
-    const { runs } = all(src, setup);
+    const runs = all(src, setup);
     expect(hexes(runs[0].log)).toEqual(hexes([0xbbbb, 0xaaaa, 0xbbbb, 0xbbbb]));
     expect(runs[0].counts.get('shadow.flush')).toBeGreaterThanOrEqual(4);
     // the cache finds each address space's tables again when CR3 comes back
@@ -110,23 +85,19 @@ suite('shadow paging (real guests, vmrun, own exit loop)', () => {
     const src = `
       ${enablePaging(PD)}
       mov $${VA}, %ebx
-      mov (%ebx), %eax
-      log
+      readlog
       movl $${(DATA + 0x1000) | PT_P | PT_W}, ${PT1}
-      mov (%ebx), %eax
-      log
+      readlog
       invlpg (%ebx)
-      mov (%ebx), %eax
-      log
-      xor %eax, %eax
-      done
+      readlog
+      finish
     `;
     const setup = (g: GuestMem): void => {
       identity(g, PD, PT0);
       g.w32(PD + 256 * 4, PT1 | PT_P | PT_W); g.w32(PT1, DATA | PT_P | PT_W);
       g.w32(DATA, 0x1111); g.w32(DATA + 0x1000, 0x2222);
     };
-    const { runs } = all(src, setup);
+    const runs = all(src, setup);
     expect(hexes(runs[0].log)).toEqual(hexes([0x1111, 0x1111, 0x2222]));
     for (const r of runs) expect(r.counts.get('shadow.invlpg')).toBe(1);
   });
@@ -139,10 +110,8 @@ suite('shadow paging (real guests, vmrun, own exit loop)', () => {
       mov %eax, (%ebx)          # not present, write: err 2
       mov $${VA + 0x1010}, %ebx
       mov %eax, (%ebx)          # read-only page, supervisor write with WP: err 3
-      mov (%ebx), %eax
-      log
-      xor %eax, %eax
-      done
+      readlog
+      finish
       ${PF_SKIP}
     `;
     const setup = (g: GuestMem): void => {
@@ -150,7 +119,7 @@ suite('shadow paging (real guests, vmrun, own exit loop)', () => {
       g.w32(PD + 256 * 4, PT1 | PT_P | PT_W); g.w32(PT1 + 4, (DATA + 0x1000) | PT_P);
       g.w32(DATA + 0x1010, 0x5151);
     };
-    const { runs } = all(src, setup);
+    const runs = all(src, setup);
     expect(hexes(runs[0].log)).toEqual(hexes([VA + 0x5008, 0, VA + 0x5008, 2, VA + 0x1010, 3, 0x5151]));
     for (const r of runs) expect(r.counts.get('shadow.guestPf')).toBe(3);
   });
@@ -171,14 +140,13 @@ suite('shadow paging (real guests, vmrun, own exit loop)', () => {
       log                       # written: A and D
       mov ${PT1 + 4}, %eax
       log                       # the neighbour: untouched
-      xor %eax, %eax
-      done
+      finish
     `;
     const setup = (g: GuestMem): void => {
       identity(g, PD, PT0);
       g.w32(PD + 256 * 4, PT1 | PT_P | PT_W); g.w32(PT1, DATA | PT_P | PT_W); g.w32(PT1 + 4, (DATA + 0x1000) | PT_P | PT_W);
     };
-    const { runs } = all(src, setup);
+    const runs = all(src, setup);
     const pte = DATA | PT_P | PT_W;
     expect(hexes(runs[0].log)).toEqual(hexes([pte, pte | PT_A, PT1 | PT_P | PT_W | PT_A, pte | PT_A | PT_D, (DATA + 0x1000) | PT_P | PT_W]));
     for (const r of runs) expect(r.counts.get('shadow.wpFault')).toBeGreaterThanOrEqual(1);
@@ -192,19 +160,8 @@ suite('shadow paging (real guests, vmrun, own exit loop)', () => {
       mov %eax, %cr0            # WP = 0
       mov $${VA + 0x1000}, %ebx
       movl $0x77, (%ebx)        # read-only user page: a supervisor write goes through
-      mov (%ebx), %eax
-      log
-      # to ring 3 (IOPL 3 so that it can log)
-      pushl $0x23
-      pushl $0x90000
-      pushl $0x3002
-      pushl $0x1b
-      pushl $ring3
-      iret
-    ring3:
-      mov $0x23, %ax
-      mov %ax, %ds
-      mov %ax, %es
+      readlog
+      ${TO_RING3}
       mov $${VA + 0x1000}, %ebx
       mov (%ebx), %eax          # user read of a user page
       log
@@ -212,8 +169,7 @@ suite('shadow paging (real guests, vmrun, own exit loop)', () => {
       mov $${VA}, %ebx
       mov (%ebx), %eax          # user read of a supervisor page: err 5
       mov %eax, (%ebx)          # user write of a supervisor page: err 7
-      xor %eax, %eax
-      done
+      finish
       ${PF_SKIP}
     `;
     const setup = (g: GuestMem): void => {
@@ -222,7 +178,7 @@ suite('shadow paging (real guests, vmrun, own exit loop)', () => {
       g.w32(PT1, DATA | PT_P | PT_W);
       g.w32(PT1 + 4, (DATA + 0x1000) | PT_P | PT_U);
     };
-    const { runs } = all(src, setup);
+    const runs = all(src, setup);
     expect(hexes(runs[0].log)).toEqual(hexes([0x77, 0x77, VA + 0x1000, 7, VA, 5, VA, 7]));
   });
 
@@ -235,20 +191,17 @@ suite('shadow paging (real guests, vmrun, own exit loop)', () => {
       log
       mov ${PD + 256 * 4}, %eax
       log
-      mov $${PD}, %eax
-      mov %eax, %cr3
-      mov (%ebx), %eax
-      log
-      xor %eax, %eax
-      done
+      loadcr3 ${PD}
+      readlog
+      finish
     `;
     const setup = (g: boolean) => (m: GuestMem): void => {
       identity(m, PD, PT0);
       m.w32(PD + 256 * 4, 0 | PT_P | PT_W | PT_PS | (g ? PT_G : 0));
     };
     for (const ramBase of [0x400000, 0x500000]) {
-      const global = all(src, setup(true), { ramBase }).runs;
-      const { runs } = all(src, setup(false), { ramBase });
+      const global = all(src, setup(true), ramBase);
+      const runs = all(src, setup(false), ramBase);
       expect(hexes(global[0].log)).toEqual(hexes([0x4242, PT_P | PT_W | PT_PS | PT_G | PT_A | PT_D, 0x4242]));
       expect(hexes(runs[0].log)).toEqual(hexes([0x4242, PT_P | PT_W | PT_PS | PT_A | PT_D, 0x4242]));
       // the shadow directory entry for VA (refilled after the CR3 write): a 4 MiB page where the
@@ -256,7 +209,7 @@ suite('shadow paging (real guests, vmrun, own exit loop)', () => {
       for (const [k, r] of runs.entries()) {
         const spde = r.host.read(r.realCr3 + 256 * 4, 4);
         const large = ramBase % 0x400000 === 0 && k === 0;
-        expect((spde & PT_PS) !== 0, `${MODES[k][0]} at ${ramBase.toString(16)}`).toBe(large);
+        expect((spde & PT_PS) !== 0, `${MODES[k].name} at ${ramBase.toString(16)}`).toBe(large);
         const leaf = large ? spde : r.host.read((spde & ~0xfff) + 0x300 * 4, 4);
         expect(leaf & ~0xfff).toBe(large ? ramBase : ramBase + 0x300000);
       }
@@ -269,16 +222,14 @@ suite('shadow paging (real guests, vmrun, own exit loop)', () => {
     const src = `
       ${enablePaging(PD)}
       mov $${VA + 0x123}, %ebx
-      mov (%ebx), %eax
-      log
-      xor %eax, %eax
-      done
+      readlog
+      finish
     `;
     const setup = (g: GuestMem): void => {
       identity(g, PD, PT0);
       g.w32(PD + 256 * 4, PT1 | PT_P | PT_W); g.w32(PT1, 0x800000 | PT_P | PT_W);
     };
-    for (const [name, f] of MODES) {
+    for (const { name, f } of MODES) {
       const r = runGuest(f, guestCode(src), { setup });
       expect(r.outcome, name).toBe('mmio');
       expect(r.mmio).toEqual({ gva: VA + 0x123, gpa: 0x800123 });
@@ -301,8 +252,7 @@ suite('shadow paging (real guests, vmrun, own exit loop)', () => {
       clts
       smsw %eax
       log
-      xor %eax, %eax
-      done
+      finish
       .org 0x700, 0x90
     gp:
       pop %eax
@@ -311,7 +261,7 @@ suite('shadow paging (real guests, vmrun, own exit loop)', () => {
       iret
     `;
     const setup = (g: GuestMem): void => gate(g, 13, CODE + 0x700);
-    const { runs } = all(src, setup);
+    const runs = all(src, setup);
     expect(hexes(runs[0].log)).toEqual(hexes([0, 0x1f, 0x17]));
   });
 
@@ -320,8 +270,7 @@ suite('shadow paging (real guests, vmrun, own exit loop)', () => {
     const src = `
       mov $0x30, %eax
       mov %eax, %cr4            # PSE, PAE
-      mov $${PDPT}, %eax
-      mov %eax, %cr3
+      loadcr3 ${PDPT}
       mov %cr0, %eax
       or $0x80010000, %eax
       mov %eax, %cr0
@@ -351,8 +300,7 @@ suite('shadow paging (real guests, vmrun, own exit loop)', () => {
       mov $0x80400010, %ebx
       mov (%ebx), %eax          # a read of an NX page is fine
       log
-      xor %eax, %eax
-      done
+      finish
       ${PF_SKIP}
     `;
     const setup = (g: GuestMem): void => {
@@ -366,7 +314,7 @@ suite('shadow paging (real guests, vmrun, own exit loop)', () => {
       g.w32(DATA + 4, 0x11110001); g.w32(DATA + 0x3000, 0x3000);
     };
     for (const ramBase of [0x400000, 0x500000]) {
-      const { runs } = all(src, setup, { ramBase });
+      const runs = all(src, setup, ramBase);
       expect(hexes(runs[0].log)).toEqual(hexes([PDPT, 0x11110001, 0x3000, (DATA + 0x3000) | 3 | PT_A, 0x80400010, 9, 0x40000020, 2, 0x5a5a,
         0x200000 | 0x83 | PT_A | PT_D, 0x5a5a]));
       for (const r of runs) expect(r.counts.get('shadow.unsupported.pae')).toBeUndefined();
