@@ -1,6 +1,9 @@
 // `npm run bench` (part 2): the VMM's exit path and its overhead on a workload.
 //
-//   tsx bench/vmm-exits.ts [--seconds S] [--runs N]
+//   tsx bench/vmm-exits.ts [--seconds S] [--runs N] [--exits-only]
+//
+// --seconds: length of each exit-rate run (default 2); --runs: exit-rate runs, the best is
+// reported (default 3); --exits-only: skip part 2.
 //
 // 1. Exits handled per host second: a guest that does nothing but `out %al, $0xe9; jmp .-4`,
 //    port 0xE9 hooked by the "generic" device (ignore), on the hosted host (hostif/hosted.ts).
@@ -147,6 +150,7 @@ function main(): number {
   const e = best!;
   console.log(`exits per host second: ${fmt(e.exits / e.host)} (best of ${runs}; target 1,000,000)`);
   console.log(`simulated cycles per exit: ${e.cyclesPerExit.toFixed(0)} (VMRUN + #VMEXIT ~1,350, the host's entry and thread step, the VMM's handler ${e.handlerPerExit.toFixed(0)}, 2 guest instructions)`);
+  if (process.argv.includes('--exits-only')) return 0;
 
   console.log('');
   console.log('workload (apps/bench/workload.bin) bare and as a guest:');
