@@ -24,7 +24,7 @@ import type { Pmem } from './mm/pmem.ts';
 import type { PerCpu } from './percpu.ts';
 import { loadElf } from './proc/elf-loader.ts';
 import { Process } from './proc/process.ts';
-import { actionOf, CLD_EXITED, CLD_KILLED, deliverSignals, faultToHandler, SA_NOCLDWAIT, sendSignal, SIG_IGN, SIGCHLD, signalName } from './proc/signals.ts';
+import { actionOf, CLD_EXITED, CLD_KILLED, deliverSignals, faultToHandler, retargetShared, SA_NOCLDWAIT, sendSignal, SIG_IGN, SIGCHLD, signalName } from './proc/signals.ts';
 import { FutexTable, futexWakeAt } from './syscalls/futex.ts';
 import { emptyFs } from './fs/initramfs.ts';
 import type { Vfs } from './fs/vfs.ts';
@@ -253,7 +253,7 @@ export class Kernel implements HostHandler {
     const cr2 = t.vector === 14 ? ` address 0x${(t.cr2 >>> 0).toString(16)}` : '';
     const err = t.errorCode >= 0 ? ` error ${t.errorCode.toString(16)}` : '';
     // a handler for the signal takes it on the way back to user mode (proc/signals.ts)
-    if (t.kind === TRAP_EXCEPTION && faultToHandler(proc, cpu, sig, t.vector, t.errorCode, t.cr2, t.eip)) return;
+    if (t.kind === TRAP_EXCEPTION && faultToHandler(proc, th, cpu, sig, t.vector, t.errorCode, t.cr2, t.eip)) return;
     this.log.print(cpu, `${proc.comm}[${proc.pid}]: ${signalName(sig)} (trap ${t.vector}${err}) at eip 0x${(t.eip >>> 0).toString(16)}${cr2}`);
     this.exitProcess(cpu, proc, 0, sig);
   }
@@ -298,6 +298,7 @@ export class Kernel implements HostHandler {
     }
     const i = proc.threads.indexOf(t);
     if (i >= 0) proc.threads.splice(i, 1);
+    if (proc.threads.length > 0) retargetShared(this, cpu, proc); // its process-wide signals go to the others
     if (proc.threads.length === 0) {
       if (!proc.exiting) { proc.exiting = true; proc.exitCode ??= 0; }
       this.finishProcess(cpu, proc);

@@ -2,7 +2,8 @@
  * Noise accounting: every cycle the kernel takes on a core, by cause (DESIGN.md: "Record every
  * cycle the kernel takes from a running thread ... so experiments can show where noise comes
  * from"). Per core: count and cycles of each interrupt vector, each system call, each exception
- * vector; how many times the kernel interrupted a running thread that did not ask for it
+ * vector, each signal delivered (the frame, or the default action, on the way back to user
+ * mode after any of those traps); how many times the kernel interrupted a running thread that did not ask for it
  * (external interrupts arriving while a thread ran: the noise an application sees), and idle
  * wake-ups.
  */
@@ -22,6 +23,8 @@ export class NoiseStats {
   readonly syscalls = new Map<number, Tally>();
   /** Exceptions by vector. */
   readonly exceptions = new Map<number, Tally>();
+  /** Signal deliveries by signal number (proc/signals.ts deliverSignals: frame set-up or default action). */
+  readonly signals = new Map<number, Tally>();
   /** Interrupts that stopped a running thread (the kernel's interruptions of an application). */
   interruptions = 0;
   /** Cycles those interruptions took from the thread. */
@@ -40,14 +43,15 @@ export class NoiseStats {
 
   syscall(nr: number, cycles: number): void { bump(this.syscalls, nr, cycles); }
   exception(vector: number, cycles: number): void { bump(this.exceptions, vector, cycles); }
+  signal(sig: number, cycles: number): void { bump(this.signals, sig, cycles); }
 
   /** Total cycles the kernel spent on this core for each category. */
-  totals(): { interrupts: Tally; syscalls: Tally; exceptions: Tally } {
+  totals(): { interrupts: Tally; syscalls: Tally; exceptions: Tally; signals: Tally } {
     const sum = (m: Map<number, Tally>): Tally => {
       let count = 0, cycles = 0;
       for (const t of m.values()) { count += t.count; cycles += t.cycles; }
       return { count, cycles };
     };
-    return { interrupts: sum(this.interrupts), syscalls: sum(this.syscalls), exceptions: sum(this.exceptions) };
+    return { interrupts: sum(this.interrupts), syscalls: sum(this.syscalls), exceptions: sum(this.exceptions), signals: sum(this.signals) };
   }
 }

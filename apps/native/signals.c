@@ -1,8 +1,13 @@
 /* Signals: user handlers and their frames, sigreturn, masks, SA_* flags, default actions,
- * SIGPIPE, SIGSEGV handled, kill/raise (issue 5). Usage: signals MODE; every mode prints what
- * it saw (no addresses, no pids) so that the output is the same natively and under the LWK. */
+ * SIGPIPE, SIGSEGV handled, kill/raise (issue 5); per-thread masks and pending sets, and the
+ * waits a signal interrupts (nanosleep, clock_nanosleep, futex). Usage: signals MODE; every
+ * mode prints what it saw (no addresses, no pids) so that the output is the same natively and
+ * under the LWK. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -62,6 +67,143 @@ static unsigned regs_across(void) {
     a = a * 33 + b; b ^= c << 3; c += d * 7; d = d * 5 + e; e += a >> 3;
   }
   return a ^ b ^ c ^ d ^ e;
+}
+
+/* ---- threads and signals: per-thread masks, process- and thread-directed signals ---- */
+
+static volatile pid_t last_tid, wtid;
+static sem_t ready;
+static pid_t gettid_(void) { return (pid_t)syscall(SYS_gettid); }
+static void on_tid(int s) { last_tid = gettid_(); last_sig = s; count++; }
+static void block_sig(int how, int s1, int s2) {
+  sigset_t s; sigemptyset(&s); sigaddset(&s, s1); if (s2) sigaddset(&s, s2);
+  pthread_sigmask(how, &s, 0);
+}
+static int blocks(int sig) { sigset_t cur; pthread_sigmask(SIG_SETMASK, 0, &cur); return sigismember(&cur, sig); }
+static int is_pending(int sig) { sigset_t p; sigpending(&p); return sigismember(&p, sig); }
+
+/* A thread made with clone(2) directly, so that nothing in the C library sets its mask: what the
+ * kernel gave it is what it sees. It records its mask, blocks SIGHUP for itself, and exits. */
+#define RAW_FLAGS (CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID)
+static volatile int raw_tid;
+static volatile unsigned long long raw_seen;
+static char raw_stack[16384] __attribute__((aligned(16)));
+static void __attribute__((noreturn, noinline, used)) raw_child(void) {
+  unsigned long long old = 0, hup = 1ull << (SIGHUP - 1);
+  long r;
+  __asm__ volatile("int $0x80" : "=a"(r) : "0"(SYS_rt_sigprocmask), "b"(SIG_BLOCK), "c"(&hup), "d"(&old), "S"(8) : "memory");
+  raw_seen = old;
+  __asm__ volatile("int $0x80" : : "a"(SYS_exit), "b"(0) : "memory");
+  __builtin_unreachable();
+}
+static long raw_thread(void) {
+  long r;
+  __asm__ volatile("int $0x80\n\t"
+                   "testl %%eax, %%eax\n\t"
+                   "jnz 1f\n\t"
+                   "call *%%esi\n\t" /* the new thread, on its own stack */
+                   "hlt\n"
+                   "1:"
+                   : "=a"(r)
+                   : "0"(SYS_clone), "b"(RAW_FLAGS), "c"(raw_stack + sizeof raw_stack), "d"(&raw_tid), "S"(raw_child), "D"(&raw_tid)
+                   : "memory");
+  if (r > 0) { int t; while ((t = raw_tid) != 0) syscall(SYS_futex, &raw_tid, FUTEX_WAIT, t, 0, 0, 0); }
+  return r;
+}
+
+static void *fork_from_thread(void *a) {
+  (void)a;
+  block_sig(SIG_BLOCK, SIGUSR1, 0);
+  pid_t c = fork();
+  if (c == 0) { printf("fork from a thread: the child blocks usr1 %d\n", blocks(SIGUSR1)); _exit(0); }
+  int st; waitpid(c, &st, 0);
+  return 0;
+}
+
+static void *mask_thread(void *a) {
+  (void)a;
+  printf("pthread: starts with usr2 blocked %d\n", blocks(SIGUSR2));
+  block_sig(SIG_BLOCK, SIGTERM, 0);
+  return 0;
+}
+
+static void *suspender(void *a) {
+  (void)a;
+  wtid = gettid_();
+  sem_post(&ready);
+  sigset_t none; sigemptyset(&none);
+  sigsuspend(&none);
+  return 0;
+}
+
+static void msleep(int ms);
+
+static volatile int spin_flag;
+static void on_spin(int s) { last_tid = gettid_(); last_sig = s; spin_flag = 1; }
+static void *spinner(void *a) {
+  (void)a;
+  block_sig(SIG_UNBLOCK, SIGUSR1, 0);
+  wtid = gettid_();
+  sem_post(&ready);
+  while (!spin_flag) { }
+  return 0;
+}
+
+static void *killer(void *a) {
+  (void)a;
+  msleep(50);
+  kill(getpid(), SIGUSR1); /* main does not block it either: main, the one named, takes it */
+  return 0;
+}
+
+static volatile pid_t usr1_tid, usr2_tid;
+static volatile int w_usr2_pending;
+static void *tg_worker(void *a) {
+  (void)a;
+  block_sig(SIG_BLOCK, SIGUSR1, SIGUSR2);
+  wtid = gettid_();
+  sem_post(&ready);
+  sigset_t m; pthread_sigmask(SIG_SETMASK, 0, &m); sigdelset(&m, SIGUSR1);
+  sigsuspend(&m); /* SIGUSR1 only: SIGUSR2 stays blocked */
+  usr1_tid = last_tid;
+  w_usr2_pending = is_pending(SIGUSR2);
+  block_sig(SIG_UNBLOCK, SIGUSR2, 0); /* taken here */
+  usr2_tid = last_tid;
+  return 0;
+}
+
+/* ---- waits interrupted by signals: a helper thread signals the main thread after a delay ---- */
+
+struct shot { pthread_t target; int sig; int ms; int *word; };
+static void msleep(int ms) {
+  struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) { }
+}
+static void *shooter(void *arg) {
+  struct shot *s = arg;
+  msleep(s->ms);
+  pthread_kill(s->target, s->sig);
+  if (s->word != 0) {
+    msleep(s->ms);
+    __atomic_store_n(s->word, 1, __ATOMIC_SEQ_CST);
+    syscall(SYS_futex, s->word, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0);
+  }
+  return 0;
+}
+static struct shot shot_;
+static pthread_t shoot(int sig, int ms, int *word) {
+  pthread_t th;
+  shot_ = (struct shot){ pthread_self(), sig, ms, word };
+  if (pthread_create(&th, 0, shooter, &shot_) != 0) { perror("pthread_create"); exit(97); }
+  return th;
+}
+static const char *res(long r, int e) { return r == 0 ? "ok" : strerror(e); }
+static int fword;
+static long fwait(int op, const struct timespec *ts, unsigned bits) {
+  return syscall(SYS_futex, &fword, op | FUTEX_PRIVATE_FLAG, 0, ts, 0, bits);
+}
+static struct timespec mono_in(int sec) {
+  struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); t.tv_sec += sec; return t;
 }
 
 int main(int argc, char **argv) {
@@ -209,6 +351,139 @@ int main(int argc, char **argv) {
     if (c == 0) _exit(5);
     int st; pid_t w = waitpid(c, &st, 0);
     printf("waitpid ok %d status %d; SIGCHLD handler count %d signo %d code %d\n", w == c, WEXITSTATUS(st), count, info_signo, info_code);
+    return 0;
+  }
+  if (!strcmp(m, "thread-mask")) {
+    /* the mask is per thread: a new thread starts with its creator's, changes only its own */
+    block_sig(SIG_BLOCK, SIGUSR2, 0);
+    long r = raw_thread();
+    printf("clone: ok %d, the new thread started with usr2 blocked %d, hup %d\n", r > 0,
+           (int)((raw_seen >> (SIGUSR2 - 1)) & 1), (int)((raw_seen >> (SIGHUP - 1)) & 1));
+    printf("its SIGHUP block stayed its own: main blocks hup %d\n", blocks(SIGHUP));
+    pthread_t th;
+    pthread_create(&th, 0, mask_thread, 0); pthread_join(th, 0);
+    printf("main blocks term %d (the thread blocked it for itself)\n", blocks(SIGTERM));
+    pthread_create(&th, 0, fork_from_thread, 0); pthread_join(th, 0);
+    printf("main blocks usr1 %d, usr2 %d\n", blocks(SIGUSR1), blocks(SIGUSR2));
+    return 0;
+  }
+  if (!strcmp(m, "thread-kill")) {
+    /* a signal sent to the process goes to a thread that does not block it */
+    set(SIGUSR1, on_tid, 0);
+    sem_init(&ready, 0, 0);
+    block_sig(SIG_BLOCK, SIGUSR1, 0);
+    pthread_t th;
+    pthread_create(&th, 0, suspender, 0);
+    sem_wait(&ready);
+    kill(getpid(), SIGUSR1);
+    pthread_join(th, 0);
+    printf("kill: taken by the thread in sigsuspend %d, by main %d, count %d, still pending %d\n",
+           last_tid == wtid, last_tid == getpid(), count, is_pending(SIGUSR1));
+    set(SIGUSR1, on_spin, 0);
+    pthread_create(&th, 0, spinner, 0);
+    sem_wait(&ready);
+    kill(getpid(), SIGUSR1);
+    pthread_join(th, 0);
+    printf("kill: taken by the spinning thread %d, by main %d\n", last_tid == wtid, last_tid == getpid());
+    set(SIGUSR1, on_tid, 0);
+    block_sig(SIG_UNBLOCK, SIGUSR1, 0);
+    last_tid = 0;
+    pthread_create(&th, 0, killer, 0);
+    struct timespec req = { 10, 0 };
+    int r = nanosleep(&req, 0); int e = errno;
+    pthread_join(th, 0);
+    printf("kill from a thread while main sleeps: nanosleep %d (%s), taken by main %d\n", r, r == 0 ? "ok" : strerror(e), last_tid == getpid());
+    return 0;
+  }
+  if (!strcmp(m, "thread-tgkill")) {
+    /* tgkill names one thread: the signal waits for that thread, in its own pending set */
+    set(SIGUSR1, on_tid, 0); set(SIGUSR2, on_tid, 0);
+    sem_init(&ready, 0, 0);
+    pthread_t th;
+    pthread_create(&th, 0, tg_worker, 0);
+    sem_wait(&ready);
+    syscall(SYS_tgkill, getpid(), wtid, SIGUSR2);
+    int main_sees = is_pending(SIGUSR2);
+    syscall(SYS_tgkill, getpid(), wtid, SIGUSR1);
+    pthread_join(th, 0);
+    printf("tgkill: usr1 ran on the worker %d; usr2 pending for the worker %d, for main %d; usr2 ran on the worker once unblocked %d; count %d\n",
+           usr1_tid == wtid, w_usr2_pending, main_sees, usr2_tid == wtid, count);
+    syscall(SYS_tgkill, getpid(), getpid(), SIGUSR1);
+    printf("tgkill to main: ran on main %d, count %d\n", last_tid == getpid(), count);
+    return 0;
+  }
+  if (!strcmp(m, "sleep")) {
+    /* nanosleep and clock_nanosleep end with EINTR when a handler runs, SA_RESTART or not */
+    struct timespec req = { 10, 0 }, rem = { -1, -1 };
+    set(SIGUSR1, on_sig, 0);
+    pthread_t th = shoot(SIGUSR1, 50, 0);
+    int r = nanosleep(&req, &rem); int e = errno;
+    pthread_join(th, 0);
+    printf("nanosleep %d (%s), rem 9.x s %d, handler count %d\n", r, res(r, e), rem.tv_sec == 9 && rem.tv_nsec > 0, count);
+    set(SIGUSR1, on_sig, SA_RESTART);
+    rem.tv_sec = -1;
+    th = shoot(SIGUSR1, 50, 0);
+    long lr = syscall(SYS_nanosleep, &req, &rem); e = errno;
+    pthread_join(th, 0);
+    printf("SA_RESTART: nanosleep(2) %ld (%s), rem 9.x s %d, handler count %d\n", lr, res(lr, e), rem.tv_sec == 9 && rem.tv_nsec > 0, count);
+    struct timespec until = mono_in(10);
+    rem.tv_sec = -1; rem.tv_nsec = -1;
+    th = shoot(SIGUSR1, 50, 0);
+    r = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, &rem);
+    pthread_join(th, 0);
+    printf("SA_RESTART: clock_nanosleep(TIMER_ABSTIME) %s, rem untouched %d, handler count %d\n", res(r, r), rem.tv_sec == -1 && rem.tv_nsec == -1, count);
+    req.tv_sec = 10;
+    th = shoot(SIGUSR1, 50, 0);
+    r = clock_nanosleep(CLOCK_MONOTONIC, 0, &req, &rem);
+    pthread_join(th, 0);
+    printf("SA_RESTART: clock_nanosleep (relative) %s, rem 9.x s %d, handler count %d\n", res(r, r), rem.tv_sec == 9 && rem.tv_nsec > 0, count);
+    /* a signal that is ignored, or blocked, does not end the sleep */
+    struct timespec shortreq = { 0, 200 * 1000 * 1000 };
+    th = shoot(SIGWINCH, 50, 0);
+    r = nanosleep(&shortreq, 0); e = errno;
+    pthread_join(th, 0);
+    printf("SIGWINCH (ignored): nanosleep %d (%s)\n", r, res(r, e));
+    set(SIGUSR2, on_sig, 0);
+    block_sig(SIG_BLOCK, SIGUSR2, 0);
+    th = shoot(SIGUSR2, 50, 0);
+    r = nanosleep(&shortreq, 0); e = errno;
+    pthread_join(th, 0);
+    printf("SIGUSR2 (blocked): nanosleep %d (%s), pending %d, handler count %d\n", r, res(r, e), is_pending(SIGUSR2), count);
+    block_sig(SIG_UNBLOCK, SIGUSR2, 0);
+    printf("unblocked: handler count %d, last %d\n", count, last_sig);
+    return 0;
+  }
+  if (!strcmp(m, "futex")) {
+    /* FUTEX_WAIT: a handler without SA_RESTART ends it with EINTR; with SA_RESTART a wait with
+     * no timeout goes on (Linux's -ERESTARTSYS), one with a timeout ends with EINTR */
+    set(SIGUSR1, on_sig, 0);
+    fword = 0;
+    pthread_t th = shoot(SIGUSR1, 50, 0);
+    long r = fwait(FUTEX_WAIT, 0, 0); int e = errno;
+    pthread_join(th, 0);
+    printf("FUTEX_WAIT: %ld (%s), handler count %d\n", r, res(r, e), count);
+    set(SIGUSR1, on_sig, SA_RESTART);
+    fword = 0;
+    th = shoot(SIGUSR1, 50, &fword);
+    r = fwait(FUTEX_WAIT, 0, 0); e = errno;
+    pthread_join(th, 0);
+    printf("SA_RESTART: FUTEX_WAIT %ld (%s), handler count %d, word %d\n", r, res(r, e), count, fword);
+    fword = 0;
+    struct timespec rel = { 10, 0 };
+    th = shoot(SIGUSR1, 50, 0);
+    r = fwait(FUTEX_WAIT, &rel, 0); e = errno;
+    pthread_join(th, 0);
+    printf("SA_RESTART: FUTEX_WAIT with a timeout %ld (%s), handler count %d\n", r, res(r, e), count);
+    struct timespec abs = mono_in(10);
+    th = shoot(SIGUSR1, 50, 0);
+    r = fwait(FUTEX_WAIT_BITSET, &abs, FUTEX_BITSET_MATCH_ANY); e = errno;
+    pthread_join(th, 0);
+    printf("SA_RESTART: FUTEX_WAIT_BITSET with a deadline %ld (%s), handler count %d\n", r, res(r, e), count);
+    th = shoot(SIGWINCH, 50, 0);
+    rel.tv_sec = 0; rel.tv_nsec = 200 * 1000 * 1000;
+    r = fwait(FUTEX_WAIT, &rel, 0); e = errno;
+    pthread_join(th, 0);
+    printf("SIGWINCH (ignored): FUTEX_WAIT %ld (%s)\n", r, res(r, e));
     return 0;
   }
   if (!strcmp(m, "term")) { kill(getpid(), SIGTERM); return 1; }

@@ -25,8 +25,6 @@ export class Process implements ThreadOwner {
   termSignal = 0;
   /** Signal actions as the program installed them (rt_sigaction): the raw struct, by signal. */
   readonly sigactions = new Map<number, Uint8Array>();
-  /** The blocked-signal mask (rt_sigprocmask), bit n-1 for signal n. */
-  sigmask = 0n;
   /** set_robust_list (recorded; robust futexes are not walked at exit). */
   robustList = 0;
   robustListLen = 0;
@@ -79,9 +77,8 @@ export class Process implements ThreadOwner {
     return this.termSignal !== 0 ? this.termSignal & 0x7f : ((this.exitCode ?? 0) & 0xff) << 8;
   }
 
-  /** fork: a copy of the dispositions and the mask (CLONE_SIGHAND threads share the process's). */
+  /** fork: a copy of the dispositions (CLONE_SIGHAND threads share the process's); masks are per thread (Thread.sigmask). */
   copySignalsFrom(p: Process): void {
     for (const [sig, act] of p.sigactions) this.sigactions.set(sig, act.slice());
-    this.sigmask = p.sigmask;
   }
 }

@@ -2,16 +2,28 @@
  * Signals (Linux i386): numbers, default actions, sending, and delivery to user handlers with
  * the signal frames Linux builds on the user stack (arch/x86/kernel/signal.c, ia32 layout).
  *
+ * Masks and pending sets are Linux's: each thread has its own mask (Thread.sigmask: a new
+ * thread or process starts with its creator's) and its own pending set, and the process has a
+ * shared one. kill and SIGCHLD are process-directed: the signal is queued in the shared set and
+ * given to a thread that does not block it (the main thread if it does not, else the first
+ * that does not): that thread takes it, not another one passing by on its way out (Linux's
+ * TIF_SIGPENDING; a thread that changes its mask looks again, recalc_sigpending). tgkill,
+ * tkill, faults and SIGPIPE are thread-directed: queued for that thread only. A thread takes
+ * its own signals first, then the shared ones.
+ *
  * Sending (sendSignal): SIGKILL ends the process at once; a signal whose action is to ignore it
  * (SIG_IGN, or SIG_DFL of SIGCHLD, SIGCONT, SIGURG, SIGWINCH, and the stop signals, which the
- * LWK does not implement: they are ignored) is dropped unless blocked; otherwise it becomes
- * pending (standard signals do not queue: the first siginfo is kept). A default action that
- * ends the process, of a process not running on a core right now, is taken at once; threads
- * blocked interruptibly (syscalls/block.ts) are woken so that the call returns -EINTR or
- * restarts (SA_RESTART).
+ * LWK does not implement: they are ignored) is dropped unless the named thread blocks it;
+ * otherwise it becomes pending (standard signals do not queue: the first siginfo is kept). A
+ * default action that ends the process is taken at once (the whole group ends) unless the
+ * thread to take it is the sender itself, which takes it on its way out; otherwise the thread
+ * chosen is woken from an interruptible wait (syscalls/block.ts: the call returns -EINTR or
+ * restarts per SA_RESTART), or interrupted by a reschedule IPI when it runs on another core.
  *
  * Delivery (deliverSignals), on every return to user mode (after the trap's scheduling
- * decision): the lowest pending unblocked signal of the thread now on the core: default action
+ * decision): the next pending signal the thread now on the core does not block (faults first,
+ * then the lowest number; its own set before the process's), counted in the core's noise
+ * accounting: default action
  * (term, core: the process ends with it and the status shows it; `run` exits 128 + signo), or
  * a frame on the user stack and EIP at the handler:
  *   sigframe (no SA_SIGINFO):  pretcode, sig, sigcontext (88), fpstate (624, unused), extramask, retcode
@@ -22,7 +34,9 @@
  * saved (the emulated core has no x87 yet; sigcontext.fpstate = 0). sigaltstack (SA_ONSTACK)
  * is not supported: frames always go on the current stack.
  *
- * sigreturn/rt_sigreturn restore the registers and mask from the frame (restoreFrame).
+ * sigreturn/rt_sigreturn restore the registers and the thread's mask from the frame
+ * (restoreFrame). A thread that blocks a signal pending for the process passes it on to a thread
+ * that does not (setSigmask).
  */
 import type { Cpu } from '../../hw/cpu/cpu.ts';
 import { CS, DS, ES, FS, GS, SS } from '../../hw/cpu/insn.ts';
@@ -114,18 +128,64 @@ export function actionOf(proc: Process, sig: number): SigAction { return parseAc
 /** The siginfo fields the LWK fills (the rest of the 128 bytes are zero). */
 export interface SigInfo { signo: number; code: number; pid?: number; uid?: number; status?: number; addr?: number }
 
-/** A process's pending signals (standard signals: one each, with the first siginfo). */
+/**
+ * Pending signals, as Linux keeps them: a process's shared set (kill, SIGCHLD: any thread that
+ * does not block the signal may take it) and each thread's own (tgkill, tkill, a fault, the
+ * writer's SIGPIPE: only that thread takes it). Standard signals do not queue: one each, with
+ * the first siginfo.
+ */
 interface Pending { set: bigint; info: Map<number, SigInfo> }
-const pendingOf = new WeakMap<Process, Pending>();
+const sharedOf = new WeakMap<Process, Pending>();
+const privateOf = new WeakMap<Thread, Pending>();
 
-function pending(proc: Process): Pending {
-  let p = pendingOf.get(proc);
-  if (p === undefined) { p = { set: 0n, info: new Map() }; pendingOf.set(proc, p); }
+function pendingIn<K extends object>(m: WeakMap<K, Pending>, key: K): Pending {
+  let p = m.get(key);
+  if (p === undefined) { p = { set: 0n, info: new Map() }; m.set(key, p); }
   return p;
 }
 
-/** The pending set (bit n-1 for signal n), for rt_sigpending and tests. */
-export function pendingSet(proc: Process): bigint { return pendingOf.get(proc)?.set ?? 0n; }
+/** What `t` of `proc` sees pending (its own set and the process's), for rt_sigpending and tests. */
+export function pendingSet(proc: Process, t: Thread): bigint {
+  return (sharedOf.get(proc)?.set ?? 0n) | (privateOf.get(t)?.set ?? 0n);
+}
+
+/** Signals Linux takes first from a set (SYNCHRONOUS_MASK: the faults). */
+const SYNCHRONOUS = bit(SIGSEGV) | bit(SIGBUS) | bit(SIGILL) | bit(SIGTRAP) | bit(SIGFPE) | bit(SIGSYS);
+
+function first(set: bigint): number {
+  const sync = set & SYNCHRONOUS;
+  const from = sync !== 0n ? sync : set;
+  for (let s = 1; s <= NSIG; s++) if ((from & bit(s)) !== 0n) return s;
+  return 0;
+}
+
+/**
+ * Threads told to look at the process's pending signals (Linux's TIF_SIGPENDING): the thread a
+ * process-directed signal was given to, and a thread whose mask change left a shared signal
+ * deliverable (recalc_sigpending). Another thread does not take a shared signal on its way out,
+ * even if it does not block it: as on Linux, the one chosen does.
+ */
+const told = new WeakSet<Thread>();
+
+/** The signal `t` would take now and the set it is queued in (the thread's own first, as dequeue_signal), or null. */
+function nextSignal(proc: Process, t: Thread): { sig: number; q: Pending } | null {
+  const own = privateOf.get(t);
+  if (own !== undefined) {
+    const ready = own.set & ~t.sigmask;
+    if (ready !== 0n) return { sig: first(ready), q: own };
+  }
+  const shared = sharedOf.get(proc);
+  if (shared !== undefined && told.has(t)) {
+    const ready = shared.set & ~t.sigmask;
+    if (ready !== 0n) return { sig: first(ready), q: shared };
+  }
+  return null;
+}
+
+/** The pending signal thread `t` of `proc` would take now (not blocked by `t`), or 0. */
+export function deliverable(proc: Process, t: Thread): number {
+  return nextSignal(proc, t)?.sig ?? 0;
+}
 
 /** Whether the signal's action is to ignore it (dropped when sent, unless blocked). */
 function ignored(proc: Process, sig: number): boolean {
@@ -136,52 +196,118 @@ function ignored(proc: Process, sig: number): boolean {
   return d === 'ignore' || d === 'stop';
 }
 
-/** The lowest pending signal `proc` would take now (not blocked), or 0. */
-export function deliverable(proc: Process): number {
-  const p = pendingOf.get(proc);
-  if (p === undefined) return 0;
-  const ready = p.set & ~proc.sigmask;
-  if (ready === 0n) return 0;
-  for (let s = 1; s <= NSIG; s++) if ((ready & bit(s)) !== 0n) return s;
-  return 0;
+/** Whether the action is a default one that ends the process. */
+function fatal(proc: Process, sig: number): boolean {
+  if (actionOf(proc, sig).handler !== SIG_DFL) return false;
+  const d = defaultAction(sig);
+  return d === 'term' || d === 'core';
 }
 
-/** The mask to save in the next frame instead of the one in use (rt_sigsuspend's caller's mask). */
-export const savedMask = new WeakMap<Process, bigint>();
+/**
+ * rt_sigaction made the signal ignored: its pending instances are discarded, in the process's
+ * set and every thread's (POSIX; Linux's do_sigaction).
+ */
+export function discardIfIgnored(proc: Process, sig: number): void {
+  if (!ignored(proc, sig)) return;
+  const drop = (p: Pending | undefined): void => { if (p !== undefined) { p.set &= ~bit(sig); p.info.delete(sig); } };
+  drop(sharedOf.get(proc));
+  for (const t of proc.threads) drop(privateOf.get(t));
+}
+
+/** The mask to save in the next frame instead of the one in use (rt_sigsuspend's caller's mask), by thread. */
+export const savedMask = new WeakMap<Thread, bigint>();
 
 /** Threads blocked interruptibly (syscalls/block.ts): a signal wakes them. */
 export const interruptible = new WeakSet<Thread>();
 
+/** The process's main thread (tid = pid), while it lives. */
+function mainThread(proc: Process): Thread | undefined { return proc.threads.find((t) => t.tid === proc.pid); }
+
+/** Linux's wants_signal: a live thread that does not block `sig`, and is running or has not been told of another signal yet. */
+function wants(t: Thread, sig: number): boolean {
+  return t.state !== 'dead' && !t.killed && (t.sigmask & bit(sig)) === 0n && (t.state === 'running' || !told.has(t));
+}
+
 /**
- * Sends `sig` to `proc` (kill, tgkill, SIGPIPE, SIGCHLD). `cpu` is the core the kernel runs on.
- * Signal 0 only checks. The caller checked permissions and the range.
+ * The thread that takes a process-directed signal (Linux's complete_signal): the suggested one
+ * (the main thread) if it does not block it, else the first thread that does not; null when
+ * every thread blocks it (it stays pending until one unblocks it).
  */
-export function sendSignal(k: Kernel, cpu: Cpu, proc: Process, sig: number, info: SigInfo): void {
+function chooseThread(proc: Process, sig: number, except: Thread | null = null): Thread | null {
+  const m = mainThread(proc);
+  if (m !== undefined && m !== except && wants(m, sig)) return m;
+  return proc.threads.find((t) => t !== except && wants(t, sig)) ?? null;
+}
+
+/** Tells thread `t` that it has a signal to take: wakes it from an interruptible sleep, or interrupts its core. */
+function notify(k: Kernel, cpu: Cpu, t: Thread): void {
+  told.add(t);
+  if (t.state === 'sleeping' && interruptible.has(t)) k.sched.wake(cpu, t);
+  else if (t.state === 'running' && t.core !== k.coreOf(cpu)) k.apic.sendIpi(cpu, k.percpu[t.core].apicId, VEC_RESCHED); // it takes the signal at its next trap
+}
+
+/**
+ * Sends `sig` to `proc` (kill, SIGCHLD), or to its thread `thread` (tgkill, tkill, SIGPIPE).
+ * `cpu` is the core the kernel runs on. Signal 0 only checks. The caller checked permissions
+ * and the range.
+ */
+export function sendSignal(k: Kernel, cpu: Cpu, proc: Process, sig: number, info: SigInfo, thread: Thread | null = null): void {
   if (sig === 0 || proc.exitCode !== null) return;
   if (sig === SIGKILL) { k.exitProcess(cpu, proc, 0, SIGKILL); return; }
-  const blocked = (proc.sigmask & bit(sig)) !== 0n;
+  // Linux's sig_ignored looks at the mask of the thread named (the main thread for kill)
+  const named = thread ?? mainThread(proc);
+  const blocked = named !== undefined && (named.sigmask & bit(sig)) !== 0n;
   if (!blocked && ignored(proc, sig)) {
     if (defaultAction(sig) === 'stop' && actionOf(proc, sig).handler === SIG_DFL) {
       k.log.print(cpu, `${proc.comm}[${proc.pid}]: ${signalName(sig)}: stopping is not supported by the LWK, ignored`);
     }
     return;
   }
-  const p = pending(proc);
-  if ((p.set & bit(sig)) === 0n) { p.set |= bit(sig); p.info.set(sig, info); }
-  if (blocked) return;
-  const a = actionOf(proc, sig);
-  const here = k.coreOf(cpu);
-  const elsewhere = proc.threads.filter((t) => t.state === 'running' && t.core !== here);
-  if (a.handler === SIG_DFL && elsewhere.length === 0 && !proc.threads.some((t) => t.state === 'running' && t.core === here)) {
-    // a fatal default action for a process that is not on a core: it ends now
-    p.set &= ~bit(sig);
+  const q = thread !== null ? pendingIn(privateOf, thread) : pendingIn(sharedOf, proc);
+  if ((q.set & bit(sig)) === 0n) { q.set |= bit(sig); q.info.set(sig, info); }
+  const target = thread !== null ? (wants(thread, sig) ? thread : null) : chooseThread(proc, sig);
+  if (target === null) return; // blocked: it waits for a thread to unblock it
+  if (fatal(proc, sig) && k.sched.current(k.coreOf(cpu)) !== target) {
+    // a default action that ends the process takes the whole group down now (complete_signal);
+    // a thread sending it to itself takes it on its way back to user mode
+    q.set &= ~bit(sig);
+    q.info.delete(sig);
     k.exitProcess(cpu, proc, 0, sig);
     return;
   }
-  for (const t of proc.threads) {
-    if (t.state === 'sleeping' && interruptible.has(t)) k.sched.wake(cpu, t);
+  notify(k, cpu, target);
+}
+
+/**
+ * Thread `t` of `proc` now blocks `mask` (rt_sigprocmask, rt_sigsuspend, sigreturn). Signals
+ * pending for the whole process that it no longer takes go to another thread that can (Linux's
+ * retarget_shared_pending).
+ */
+export function setSigmask(k: Kernel, cpu: Cpu, proc: Process, t: Thread, mask: bigint): void {
+  const newlyBlocked = mask & ~t.sigmask;
+  t.sigmask = mask & ~UNBLOCKABLE;
+  const shared = sharedOf.get(proc);
+  if (shared !== undefined && (shared.set & ~t.sigmask) !== 0n) told.add(t); // recalc_sigpending
+  retarget(k, cpu, proc, newlyBlocked, t);
+}
+
+/**
+ * A thread of `proc` has left (Kernel.threadGone): the signals pending for the whole process go
+ * to the threads that remain (retarget_shared_pending at exit).
+ */
+export function retargetShared(k: Kernel, cpu: Cpu, proc: Process): void {
+  if (proc.exitCode === null) retarget(k, cpu, proc, ~0n, null);
+}
+
+function retarget(k: Kernel, cpu: Cpu, proc: Process, which: bigint, except: Thread | null): void {
+  const shared = sharedOf.get(proc);
+  const moved = shared === undefined ? 0n : shared.set & which;
+  if (moved === 0n) return;
+  for (let s = 1; s <= NSIG; s++) {
+    if ((moved & bit(s)) === 0n) continue;
+    const other = chooseThread(proc, s, except);
+    if (other !== null) notify(k, cpu, other);
   }
-  for (const t of elsewhere) k.apic.sendIpi(cpu, k.percpu[t.core].apicId, VEC_RESCHED); // it takes the signal at its next trap
 }
 
 // ============================================================================ delivery
@@ -230,7 +356,8 @@ function putSiginfo(dv: DataView, at: number, i: SigInfo): void {
 
 /**
  * Takes the pending signals of the thread now on `core`, on its way back to user mode: default
- * actions, or a handler's frame. Called after every trap's scheduling decision.
+ * actions, or a handler's frame. Called after every trap's scheduling decision. The cycles of
+ * each delivery are recorded in the core's noise accounting (kernel/noise.ts), by signal.
  */
 export function deliverSignals(k: Kernel, cpu: Cpu, core: number): void {
   for (let guard = 0; guard < 64; guard++) {
@@ -238,12 +365,13 @@ export function deliverSignals(k: Kernel, cpu: Cpu, core: number): void {
     if (t === null || t.owner === null || t.user === null) return;
     const proc = k.processes.get(t.owner.pid);
     if (proc === undefined) return;
-    const sig = deliverable(proc);
-    if (sig === 0) return;
-    const p = pending(proc);
-    const info = p.info.get(sig) ?? { signo: sig, code: SI_KERNEL };
-    p.set &= ~bit(sig);
-    p.info.delete(sig);
+    const next = nextSignal(proc, t);
+    if (next === null) { told.delete(t); return; }
+    const start = cpu.cycles;
+    const { sig, q } = next;
+    const info = q.info.get(sig) ?? { signo: sig, code: SI_KERNEL };
+    q.set &= ~bit(sig);
+    q.info.delete(sig);
     const a = actionOf(proc, sig);
     if (k.strace !== null) k.strace(`--- ${signalName(sig)} {si_signo=${signalName(sig)}, si_code=${info.code}${info.addr !== undefined ? `, si_addr=0x${(info.addr >>> 0).toString(16)}` : `, si_pid=${info.pid ?? 0}`}} ---`);
     if (a.handler === SIG_IGN) continue;
@@ -251,29 +379,29 @@ export function deliverSignals(k: Kernel, cpu: Cpu, core: number): void {
       const d = defaultAction(sig);
       if (d === 'ignore' || d === 'stop') continue;
       k.exitProcess(cpu, proc, 0, sig);
-      k.sched.schedule(cpu, core);
-      continue;
-    }
-    if (!setupFrame(k, cpu, core, proc, sig, a, info)) {
+    } else if (!setupFrame(k, cpu, core, proc, t, sig, a, info)) {
       // no room for the frame: Linux forces SIGSEGV
       k.log.print(cpu, `${proc.comm}[${proc.pid}]: cannot write the ${signalName(sig)} frame at esp 0x${(cpu.r[4] >>> 0).toString(16)}: SIGSEGV`);
       k.exitProcess(cpu, proc, 0, SIGSEGV);
-      k.sched.schedule(cpu, core);
+    } else {
+      k.percpu[core].noise.signal(sig, cpu.cycles - start);
+      // and on: another pending signal gets its frame on top of this one (its handler runs first), as Linux's exit loop does
       continue;
     }
-    // and on: another pending signal gets its frame on top of this one (its handler runs first), as Linux's exit loop does
+    k.sched.schedule(cpu, core);
+    k.percpu[core].noise.signal(sig, cpu.cycles - start);
   }
 }
 
-function setupFrame(k: Kernel, cpu: Cpu, core: number, proc: Process, sig: number, a: SigAction, info: SigInfo): boolean {
+function setupFrame(k: Kernel, cpu: Cpu, core: number, proc: Process, t: Thread, sig: number, a: SigAction, info: SigInfo): boolean {
   charge(cpu, 'signalDelivery');
   const rt = (a.flags & SA_SIGINFO) !== 0;
   const size = rt ? RT_FRAME : OLD_FRAME;
   let sp = (cpu.r[4] >>> 0) - size;
   sp = (((sp + 4) & ~15) - 4) >>> 0;
   const dv = new DataView(new ArrayBuffer(size));
-  const oldmask = savedMask.get(proc) ?? proc.sigmask;
-  savedMask.delete(proc);
+  const oldmask = savedMask.get(t) ?? t.sigmask;
+  savedMask.delete(t);
   const retcodeAt = rt ? RT_FRAME - 8 : OLD_FRAME - 8;
   const pretcode = (a.flags & SA_RESTORER) !== 0 ? a.restorer : sp + retcodeAt;
   dv.setUint32(0, pretcode >>> 0, true);
@@ -307,9 +435,9 @@ function setupFrame(k: Kernel, cpu: Cpu, core: number, proc: Process, sig: numbe
   gdt.loadSegment(cpu, DS, USER_DS);
   gdt.loadSegment(cpu, ES, USER_DS);
   cpu.setEflags(cpu.getEflags() & ~(TF | DF | RF), -1);
-  let mask = proc.sigmask | a.mask;
+  let mask = t.sigmask | a.mask;
   if ((a.flags & SA_NODEFER) === 0) mask |= bit(sig);
-  proc.sigmask = mask & ~UNBLOCKABLE;
+  t.sigmask = mask & ~UNBLOCKABLE;
   if ((a.flags & SA_RESETHAND) !== 0) proc.sigactions.set(sig, encodeAction({ ...a, handler: SIG_DFL }));
   return true;
 }
@@ -319,7 +447,7 @@ function setupFrame(k: Kernel, cpu: Cpu, core: number, proc: Process, sig: numbe
  * whose sigcontext the stack pointer names. Returns the restored EAX, or null when the frame
  * is unreadable or its segments are not a user's (the caller kills with SIGSEGV).
  */
-export function restoreFrame(k: Kernel, cpu: Cpu, core: number, proc: Process, rt: boolean): number | null {
+export function restoreFrame(k: Kernel, cpu: Cpu, core: number, proc: Process, t: Thread, rt: boolean): number | null {
   const esp = cpu.r[4] >>> 0;
   const frame = rt ? esp - 4 : esp - 8;
   const scAt = rt ? 164 : 8;
@@ -341,7 +469,7 @@ export function restoreFrame(k: Kernel, cpu: Cpu, core: number, proc: Process, r
   cpu.eip = g(56) >>> 0;
   const fl = g(64);
   cpu.setEflags((cpu.getEflags() & ~FIX_EFLAGS) | (fl & FIX_EFLAGS), -1);
-  proc.sigmask = mask & ~UNBLOCKABLE;
+  setSigmask(k, cpu, proc, t, mask);
   return cpu.r[0];
 }
 
@@ -354,20 +482,21 @@ export function resetHandlersOnExec(proc: Process): void {
 }
 
 /**
- * A user-mode exception with a handler installed for its signal (and the signal not blocked):
- * the signal is queued with the fault's siginfo (si_addr, si_code) and delivered on the way
- * back, with EIP at the faulting instruction (so a handler that returns retries it, as on
- * Linux). Returns false when the default action applies (the caller kills the process).
+ * A user-mode exception of thread `t` with a handler installed for its signal (and the signal
+ * not blocked by `t`): the signal is queued for that thread with the fault's siginfo (si_addr,
+ * si_code) and delivered on the way back, with EIP at the faulting instruction (so a handler
+ * that returns retries it, as on Linux). Returns false when the default action applies (the
+ * caller kills the process).
  */
-export function faultToHandler(proc: Process, cpu: Cpu, sig: number, vector: number, errorCode: number, cr2: number, eip: number): boolean {
+export function faultToHandler(proc: Process, t: Thread, cpu: Cpu, sig: number, vector: number, errorCode: number, cr2: number, eip: number): boolean {
   const a = actionOf(proc, sig);
-  if (a.handler === SIG_DFL || a.handler === SIG_IGN || (proc.sigmask & bit(sig)) !== 0n) return false;
+  if (a.handler === SIG_DFL || a.handler === SIG_IGN || (t.sigmask & bit(sig)) !== 0n) return false;
   let code = SI_KERNEL, addr = 0;
   if (vector === 14) { code = (errorCode & 1) !== 0 ? 2 : 1; addr = cr2; } // SEGV_ACCERR / SEGV_MAPERR
   else if (vector === 0) { code = 1; addr = eip; } // FPE_INTDIV
   else if (vector === 6) { code = 2; addr = eip; } // ILL_ILLOPN
   cpu.eip = eip >>> 0;
-  const p = pending(proc);
+  const p = pendingIn(privateOf, t);
   p.set |= bit(sig);
   p.info.set(sig, { signo: sig, code, addr });
   return true;

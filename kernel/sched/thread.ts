@@ -68,6 +68,11 @@ export class Thread {
    * sent then), as Linux's zapped threads leave on their way back to user mode.
    */
   killed = false;
+  /**
+   * The signals this thread blocks (rt_sigprocmask), bit n-1 for signal n: per thread, as on
+   * Linux; a new thread or process starts with its creator's (syscalls/clone.ts).
+   */
+  sigmask = 0n;
   /** set_tid_address / CLONE_CHILD_CLEARTID: zeroed and FUTEX_WAKEd when the thread exits (0: none). */
   clearChildTid = 0;
   /** Cycles the thread has run (charged at each switch). */

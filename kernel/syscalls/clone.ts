@@ -9,13 +9,14 @@
  *     new contiguous memory (AddressSpace.fork: no copy-on-write, as Kitten); with CLONE_VM it
  *     shares the caller's (vfork, posix_spawn), until it execs or ends. Its descriptor table is
  *     a copy naming the same open files (shared offsets), or the same table with CLONE_FILES;
- *     its signal dispositions and mask are copies (also with CLONE_SIGHAND: not shared); its
+ *     its signal dispositions are copies (also with CLONE_SIGHAND: not shared); its
  *     working directory, process group and session are inherited; its exit signal is the
  *     flags' low byte (wait4 reports every child, whatever its exit signal).
  *   CLONE_SETTLS: the new thread's TLS descriptor from a struct user_desc (i386: a pointer).
  *   CLONE_PARENT_SETTID / CLONE_CHILD_SETTID: the new tid stored in the parent's / child's
  *     memory; CLONE_CHILD_CLEARTID: the word zeroed and futex-woken when the thread exits.
  *   CLONE_VFORK: the caller sleeps until the child execs or ends.
+ *   Either way the new thread starts with its creator's signal mask (masks are per thread).
  *   CLONE_FS, CLONE_SYSVSEM, CLONE_IO: accepted (the LWK has one working directory per
  *     process, copied; no System V semaphores). Namespaces, CLONE_PIDFD, CLONE_PTRACE: -EINVAL.
  */
@@ -93,6 +94,7 @@ export function doClone(c: SysCtx, a: CloneArgs): SysRet {
     charge(c.cpu, 'threadCreate');
     const tid = k.allocPid();
     const t = Thread.user(tid, proc.comm, k.sched.place(), proc, ctx);
+    t.sigmask = c.thread.sigmask; // the creator's mask
     if ((f & CLONE_CHILD_CLEARTID) !== 0) t.clearChildTid = a.childTid;
     if ((f & CLONE_PARENT_SETTID) !== 0 && !putTid(c, proc.aspace, a.parentTid, tid)) return -E.EFAULT;
     if ((f & CLONE_CHILD_SETTID) !== 0 && !putTid(c, proc.aspace, a.childTid, tid)) return -E.EFAULT;
@@ -131,6 +133,7 @@ export function doClone(c: SysCtx, a: CloneArgs): SysRet {
   child.copySignalsFrom(proc);
   child.exitSignal = a.exitSignal;
   const t = Thread.user(pid, child.comm, k.sched.place(), child, ctx);
+  t.sigmask = c.thread.sigmask; // the creator's mask
   if ((f & CLONE_CHILD_CLEARTID) !== 0) t.clearChildTid = a.childTid;
   child.threads.push(t);
   k.processes.set(pid, child);

@@ -9,16 +9,18 @@
  * own copy, hence its own futexes. Private and shared futexes are therefore the same thing here.
  * Waiters of one word are woken in the order they came (FIFO), across cores (the scheduler's
  * wake-up sends the IPI). A wait blocks the thread (sched/scheduler.ts block): no spinning; a
- * signal for the process ends it with -EINTR, a timeout with -ETIMEDOUT. Robust futexes
+ * signal with a handler ends it with -EINTR (with SA_RESTART, a wait without a timeout goes on
+ * after the handler, as Linux's -ERESTARTSYS), a timeout with -ETIMEDOUT. Robust futexes
  * (set_robust_list) are recorded but not walked when a thread dies; PI futexes are -ENOSYS.
  */
 import type { Cpu } from '../../hw/cpu/cpu.ts';
 import { charge } from '../costs.ts';
 import type { Kernel } from '../kernel.ts';
 import type { Process } from '../proc/process.ts';
-import { interruptible } from '../proc/signals.ts';
 import type { Thread } from '../sched/thread.ts';
+import { keptDeadline, sleepInterruptibly } from './block.ts';
 import { E } from './errno.ts';
+import { timespecNs } from './timespec.ts';
 import { errno, type SysCtx, type SyscallDef, type SysRet } from './types.ts';
 
 export const FUTEX_WAIT = 0, FUTEX_WAKE = 1, FUTEX_FD = 2, FUTEX_REQUEUE = 3, FUTEX_CMP_REQUEUE = 4;
@@ -118,20 +120,10 @@ function readWord(c: SysCtx, uaddr: number): number {
   return new DataView(r.value.buffer).getUint32(0, true);
 }
 
-/** A timespec in user memory as nanoseconds (32- or 64-bit fields), or a negative errno. */
-function timespecNs(c: SysCtx, addr: number, wide: boolean): bigint | number {
-  const r = c.proc.aspace.copyin(c.cpu, addr, wide ? 16 : 8);
-  if (!r.ok) return errno(r.error);
-  const dv = new DataView(r.value.buffer);
-  const sec = wide ? dv.getBigInt64(0, true) : BigInt(dv.getInt32(0, true));
-  const nsec = wide ? dv.getBigInt64(8, true) : BigInt(dv.getInt32(4, true));
-  if (sec < 0n || nsec < 0n || nsec >= 1_000_000_000n) return -E.EINVAL;
-  return sec * 1_000_000_000n + nsec;
-}
-
 const nsToCycles = (ns: bigint, hz: number): number => Number((ns * BigInt(hz) + 999_999_999n) / 1_000_000_000n);
 
 function futexWait(c: SysCtx, uaddr: number, val: number, timeout: number, bitset: number, op: number, wide: boolean): SysRet {
+  const kept = keptDeadline(c); // the same wait, running again after a wake-up with nothing to deliver
   if (bitset === 0) return -E.EINVAL;
   const key = futexKey(c.proc, uaddr);
   if (key < 0) return key;
@@ -140,7 +132,8 @@ function futexWait(c: SysCtx, uaddr: number, val: number, timeout: number, bitse
   if (timeout !== 0) {
     const ns = timespecNs(c, timeout, wide);
     if (typeof ns === 'number') return ns;
-    if (op === FUTEX_WAIT) until = c.cpu.cycles + nsToCycles(ns, hz); // relative, CLOCK_MONOTONIC
+    if (kept !== undefined) until = kept;
+    else if (op === FUTEX_WAIT) until = c.cpu.cycles + nsToCycles(ns, hz); // relative, CLOCK_MONOTONIC
     else if ((c.a[1] & FUTEX_CLOCK_REALTIME) !== 0) {
       // absolute CLOCK_REALTIME: the wall clock read at boot plus the cycles since
       const wall0 = BigInt(c.k.wallAtBoot) * 1_000_000_000n;
@@ -152,17 +145,14 @@ function futexWait(c: SysCtx, uaddr: number, val: number, timeout: number, bitse
   if (cur !== val) return -E.EAGAIN;
   if (until <= c.cpu.cycles) return -ETIMEDOUT;
   const w = c.k.futexes.enqueue(c.thread, key, bitset);
-  const t = c.thread;
-  interruptible.add(t); // a signal wakes it: -EINTR (glibc's futex loops then wait again)
-  return {
-    kind: 'block', until,
-    onResume: () => {
-      interruptible.delete(t);
-      if (w.woken) return 0;
-      c.k.futexes.remove(w);
-      return t.resume.kind === 'timeout' ? -ETIMEDOUT : -E.EINTR;
-    },
-  };
+  // a signal to deliver ends the wait: -EINTR, or a restart after a handler with SA_RESTART when
+  // there is no timeout (Linux's -ERESTARTSYS; with a timeout, -ERESTART_RESTARTBLOCK: -EINTR)
+  return sleepInterruptibly(c, {
+    until, restartable: timeout === 0,
+    timedOut: () => -ETIMEDOUT,
+    woken: () => (w.woken ? 0 : null),
+    dequeue: () => c.k.futexes.remove(w),
+  });
 }
 
 /** FUTEX_WAKE_OP's operation on the second word; returns [new value, whether to wake its waiters]. */

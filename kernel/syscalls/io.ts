@@ -82,7 +82,7 @@ function pipeWrite(c: SysCtx, f: PipeEnd, key: { fd: number; buf: number; count:
   const done = pr?.done ?? 0;
   const remaining = key.count - done;
   if (p.readers === 0) {
-    sendSignal(c.k, c.cpu, c.proc, SIGPIPE, { signo: SIGPIPE, code: SI_USER, pid: c.proc.pid, uid: 0 });
+    sendSignal(c.k, c.cpu, c.proc, SIGPIPE, { signo: SIGPIPE, code: SI_USER, pid: c.proc.pid, uid: 0 }, c.thread); // to the writer (Linux's send_sig)
     return done > 0 ? done : -E.EPIPE;
   }
   let total = done;

@@ -7,7 +7,7 @@
  */
 import { Pipe } from '../fs/pipe.ts';
 import { O_NONBLOCK, O_RDONLY, O_WRONLY, type OpenFile } from '../proc/files.ts';
-import { deliverable, savedMask } from '../proc/signals.ts';
+import { deliverable, savedMask, setSigmask } from '../proc/signals.ts';
 import { RESTART_SYSCALL, type Thread } from '../sched/thread.ts';
 import { waitAndRetry } from './block.ts';
 import { E } from './errno.ts';
@@ -81,7 +81,7 @@ function waitReady(c: SysCtx, key: string, timeoutCycles: number, check: (final:
     onResume: () => {
       resume(); // off the pipes' queues
       // a signal: -EINTR (poll and select are not restarted after a handler, SA_RESTART or not)
-      if (deliverable(c.proc) !== 0) { waiting.delete(t); return -E.EINTR; }
+      if (deliverable(c.proc, t) !== 0) { waiting.delete(t); return -E.EINTR; }
       return RESTART_SYSCALL; // woken or timed out: look again
     },
   };
@@ -142,11 +142,13 @@ function withMask(c: SysCtx, maskAddr: number, size: number, call: () => SysRet)
   if (size !== 8) return -E.EINVAL;
   const r = c.proc.aspace.copyin(c.cpu, maskAddr, 8);
   if (!r.ok) return errno(r.error);
-  const old = c.proc.sigmask;
-  c.proc.sigmask = new DataView(r.value.buffer).getBigUint64(0, true) & ~((1n << 8n) | (1n << 18n));
+  const t = c.thread; // the mask is the calling thread's
+  const old = t.sigmask;
+  const put = (m: bigint): void => setSigmask(c.k, c.cpu, c.proc, t, m);
+  put(new DataView(r.value.buffer).getBigUint64(0, true));
   const v = call();
-  if (typeof v === 'number' || typeof v === 'symbol') { c.proc.sigmask = old; return v; }
-  return { ...v, onResume: () => { const x = v.onResume(); if (x === -E.EINTR) savedMask.set(c.proc, old); else c.proc.sigmask = old; return x; } };
+  if (typeof v === 'number' || typeof v === 'symbol') { put(old); return v; }
+  return { ...v, onResume: () => { const x = v.onResume(); if (x === -E.EINTR) savedMask.set(t, old); else put(old); return x; } };
 }
 
 /** select and pselect6 over fd_set bitmaps (n bits, 32-bit words). */

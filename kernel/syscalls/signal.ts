@@ -1,13 +1,15 @@
 /**
  * rt_sigaction, rt_sigprocmask, rt_sigpending, sigreturn, rt_sigreturn, kill, tkill, tgkill,
  * rt_sigsuspend, pause: the system-call side of kernel/proc/signals.ts (sending, delivery on
- * the way back to user mode, the frames).
+ * the way back to user mode, the frames). Masks are the calling thread's; rt_sigpending shows
+ * the calling thread's pending signals and the process's.
  */
 import {
-  deliverable, NSIG, restoreFrame, sendSignal, SI_TKILL, SI_USER, SIGKILL, SIGSEGV, SIGSTOP, interruptible,
-  pendingSet, savedMask,
+  deliverable, discardIfIgnored, NSIG, restoreFrame, sendSignal, setSigmask, SI_TKILL, SI_USER, SIGKILL, SIGSEGV, SIGSTOP,
+  interruptible, pendingSet, savedMask,
 } from '../proc/signals.ts';
 import type { Process } from '../proc/process.ts';
+import { RESTART_SYSCALL } from '../sched/thread.ts';
 import { E } from './errno.ts';
 import { errno, NORETURN, s32, type SysCtx, type SyscallDef, type SysRet } from './types.ts';
 
@@ -33,7 +35,10 @@ function rtSigaction(c: SysCtx): number {
     const w = c.proc.aspace.copyout(c.cpu, oact, prev);
     if (!w.ok) return errno(w.error);
   }
-  if (next !== null) c.proc.sigactions.set(sig, next);
+  if (next !== null) {
+    c.proc.sigactions.set(sig, next);
+    discardIfIgnored(c.proc, sig);
+  }
   return 0;
 }
 
@@ -52,21 +57,22 @@ function rtSigprocmask(c: SysCtx): number {
     const r = c.proc.aspace.copyin(c.cpu, set, 8);
     if (!r.ok) return errno(r.error);
     const m = new DataView(r.value.buffer).getBigUint64(0, true) & ~UNBLOCKABLE;
-    if (how === 0) nextMask = c.proc.sigmask | m;
-    else if (how === 1) nextMask = c.proc.sigmask & ~m;
+    const cur = c.thread.sigmask;
+    if (how === 0) nextMask = cur | m;
+    else if (how === 1) nextMask = cur & ~m;
     else if (how === 2) nextMask = m;
     else return -E.EINVAL;
   }
   if (oset !== 0) {
-    const e = putMask(c, oset, c.proc.sigmask);
+    const e = putMask(c, oset, c.thread.sigmask);
     if (e !== 0) return e;
   }
-  if (nextMask !== null) c.proc.sigmask = nextMask; // newly unblocked signals are taken on the way out
+  if (nextMask !== null) setSigmask(c.k, c.cpu, c.proc, c.thread, nextMask); // newly unblocked signals are taken on the way out
   return 0;
 }
 
 function sigreturnCommon(c: SysCtx, rt: boolean): SysRet {
-  const eax = restoreFrame(c.k, c.cpu, c.core, c.proc, rt);
+  const eax = restoreFrame(c.k, c.cpu, c.core, c.proc, c.thread, rt);
   if (eax === null) {
     c.k.log.print(c.cpu, `${c.proc.comm}[${c.proc.pid}]: bad signal frame in ${rt ? 'rt_sigreturn' : 'sigreturn'}: SIGSEGV`);
     c.k.exitProcess(c.cpu, c.proc, 0, SIGSEGV);
@@ -104,15 +110,19 @@ function kill(c: SysCtx): SysRet {
 function threadSignal(c: SysCtx, tgid: number | null, tid: number, sig: number): SysRet {
   if (tid <= 0 || (tgid !== null && tgid <= 0)) return -E.EINVAL;
   if (sig < 0 || sig > NSIG) return -E.EINVAL;
-  const owner = [...c.k.processes.values()].find((p) => p.exitCode === null && p.threads.some((t) => t.tid === tid));
-  if (owner === undefined || (tgid !== null && owner.pid !== tgid)) return -E.ESRCH;
-  sendSignal(c.k, c.cpu, owner, sig, { signo: sig, code: SI_TKILL, pid: c.proc.pid, uid: 0 });
+  let target = null;
+  for (const p of c.k.processes.values()) {
+    const t = p.exitCode === null ? p.threads.find((x) => x.tid === tid) : undefined;
+    if (t !== undefined) { target = { p, t }; break; }
+  }
+  if (target === null || (tgid !== null && target.p.pid !== tgid)) return -E.ESRCH;
+  sendSignal(c.k, c.cpu, target.p, sig, { signo: sig, code: SI_TKILL, pid: c.proc.pid, uid: 0 }, target.t);
   return c.proc.exitCode !== null ? NORETURN : 0;
 }
 
 function rtSigpending(c: SysCtx): number {
   if (c.a[1] > 8) return -E.EINVAL;
-  return putMask(c, c.a[0], pendingSet(c.proc) & c.proc.sigmask);
+  return putMask(c, c.a[0], pendingSet(c.proc, c.thread) & c.thread.sigmask);
 }
 
 /**
@@ -123,21 +133,30 @@ function rtSigsuspend(c: SysCtx): SysRet {
   if (c.a[1] !== 8) return -E.EINVAL;
   const r = c.proc.aspace.copyin(c.cpu, c.a[0], 8);
   if (!r.ok) return errno(r.error);
-  const old = c.proc.sigmask;
-  c.proc.sigmask = new DataView(r.value.buffer).getBigUint64(0, true) & ~UNBLOCKABLE;
+  const old = c.thread.sigmask;
+  setSigmask(c.k, c.cpu, c.proc, c.thread, new DataView(r.value.buffer).getBigUint64(0, true) & ~UNBLOCKABLE);
   return suspend(c, old);
 }
 
+/**
+ * Sleeps until a signal is to be delivered (pause; rt_sigsuspend with `restoreTo`, the mask to
+ * put back). Woken with nothing to deliver (another thread took a process-wide signal first),
+ * it puts the mask back and runs again from the start, as Linux's loop sleeps again.
+ */
 function suspend(c: SysCtx, restoreTo: bigint | null): SysRet {
   const t = c.thread;
-  const until = deliverable(c.proc) !== 0 ? 0 : Infinity;
+  const until = deliverable(c.proc, t) !== 0 ? 0 : Infinity;
   interruptible.add(t);
   return {
     kind: 'block', until,
     onResume: () => {
       interruptible.delete(t);
+      if (deliverable(c.proc, t) === 0) {
+        if (restoreTo !== null) t.sigmask = restoreTo;
+        return RESTART_SYSCALL;
+      }
       // the handler's frame keeps the suspended mask's predecessor: restore it after delivery
-      if (restoreTo !== null) savedMask.set(c.proc, restoreTo);
+      if (restoreTo !== null) savedMask.set(t, restoreTo);
       return -E.EINTR;
     },
   };

@@ -4,9 +4,12 @@
  * core's cycle count (CLOCK_MONOTONIC, CLOCK_BOOTTIME: since power-on) plus, for
  * CLOCK_REALTIME, the wall-clock time the kernel read from the CMOS RTC at boot. A sleep blocks
  * the thread until the core's clock reaches the deadline (the scheduler arms the APIC timer for
- * it; an idle machine jumps there at no host cost).
+ * it; an idle machine jumps there at no host cost); a signal with a handler ends it early with
+ * -EINTR and, for a relative sleep, the time left in the remainder.
  */
+import { keptDeadline, sleepInterruptibly } from './block.ts';
 import { E } from './errno.ts';
+import { timespecNs } from './timespec.ts';
 import { errno, s32, type SysCtx, type SyscallDef, type SysRet } from './types.ts';
 
 export const CLOCK_REALTIME = 0, CLOCK_MONOTONIC = 1, CLOCK_PROCESS_CPUTIME_ID = 2, CLOCK_THREAD_CPUTIME_ID = 3;
@@ -49,17 +52,6 @@ function putTimespec(c: SysCtx, addr: number, t: [number, number], wide: boolean
   else { dv.setInt32(0, t[0], true); dv.setInt32(4, t[1], true); }
   const w = c.proc.aspace.copyout(c.cpu, addr, new Uint8Array(dv.buffer));
   return w.ok ? 0 : errno(w.error);
-}
-
-/** A timespec from user memory as nanoseconds, or a negative errno. */
-function getTimespecNs(c: SysCtx, addr: number, wide: boolean): bigint | number {
-  const r = c.proc.aspace.copyin(c.cpu, addr, wide ? 16 : 8);
-  if (!r.ok) return errno(r.error);
-  const dv = new DataView(r.value.buffer);
-  const sec = wide ? dv.getBigInt64(0, true) : BigInt(dv.getInt32(0, true));
-  const nsec = wide ? dv.getBigInt64(8, true) : BigInt(dv.getInt32(4, true));
-  if (sec < 0n || nsec < 0n || nsec >= 1_000_000_000n) return -E.EINVAL;
-  return sec * 1_000_000_000n + nsec;
 }
 
 function clockGettime(c: SysCtx, wide: boolean): number {
@@ -115,20 +107,33 @@ function times(c: SysCtx): number {
   return ticks(c.cpu.cycles) | 0;
 }
 
-/** Blocks until `deadlineNs` on clock `clk` (absolute); writes a zero remainder when woken. */
-function sleepUntil(c: SysCtx, clk: number, deadlineNs: bigint): SysRet {
-  const now = clockNow(c, clk)!;
-  const nowNs = BigInt(now[0]) * 1_000_000_000n + BigInt(now[1]);
-  if (deadlineNs <= nowNs) return 0;
-  const waitCycles = Number(((deadlineNs - nowNs) * BigInt(c.k.info.hz) + 999_999_999n) / 1_000_000_000n);
-  return { kind: 'block', until: c.cpu.cycles + waitCycles, onResume: () => 0 };
+/**
+ * Blocks until `deadlineNs` on clock `clk` (absolute), interruptibly (syscalls/block.ts): a
+ * signal with a handler ends the sleep with -EINTR, SA_RESTART or not (Linux never restarts a
+ * sleep after a handler: -ERESTART_RESTARTBLOCK, -ERESTARTNOHAND), and a relative sleep given a
+ * remainder address `rem` then gets the time left there.
+ */
+function sleepUntil(c: SysCtx, clk: number, deadlineNs: bigint, rem: { addr: number; wide: boolean } | null): SysRet {
+  let until = keptDeadline(c); // the same sleep, running again after a wake-up with nothing to deliver
+  if (until === undefined) {
+    const now = clockNow(c, clk)!;
+    const nowNs = BigInt(now[0]) * 1_000_000_000n + BigInt(now[1]);
+    if (deadlineNs <= nowNs) return 0;
+    until = c.cpu.cycles + Number(((deadlineNs - nowNs) * BigInt(c.k.info.hz) + 999_999_999n) / 1_000_000_000n);
+  }
+  if (until <= c.cpu.cycles) return 0;
+  const hz = c.k.info.hz;
+  return sleepInterruptibly(c, {
+    until, restartable: false, timedOut: () => 0,
+    interrupted: (left) => (rem === null || rem.addr === 0 ? 0 : putTimespec(c, rem.addr, cyclesToTime(left, hz), rem.wide)),
+  });
 }
 
 function nanosleep(c: SysCtx, wide: boolean): SysRet {
-  const ns = getTimespecNs(c, c.a[0], wide);
+  const ns = timespecNs(c, c.a[0], wide);
   if (typeof ns === 'number') return ns;
   const now = clockNow(c, CLOCK_MONOTONIC)!;
-  return sleepUntil(c, CLOCK_MONOTONIC, BigInt(now[0]) * 1_000_000_000n + BigInt(now[1]) + ns);
+  return sleepUntil(c, CLOCK_MONOTONIC, BigInt(now[0]) * 1_000_000_000n + BigInt(now[1]) + ns, { addr: c.a[1], wide });
 }
 
 function clockNanosleep(c: SysCtx, wide: boolean): SysRet {
@@ -136,10 +141,10 @@ function clockNanosleep(c: SysCtx, wide: boolean): SysRet {
   if (clk === CLOCK_THREAD_CPUTIME_ID) return -E.EINVAL;
   const now = clockNow(c, clk);
   if (now === null) return -E.EINVAL;
-  const ns = getTimespecNs(c, c.a[2], wide);
+  const ns = timespecNs(c, c.a[2], wide);
   if (typeof ns === 'number') return ns;
   const abs = (c.a[1] & TIMER_ABSTIME) !== 0;
-  return sleepUntil(c, clk, abs ? ns : BigInt(now[0]) * 1_000_000_000n + BigInt(now[1]) + ns);
+  return sleepUntil(c, clk, abs ? ns : BigInt(now[0]) * 1_000_000_000n + BigInt(now[1]) + ns, abs ? null : { addr: c.a[3], wide });
 }
 
 function schedYield(c: SysCtx): number {

@@ -4,11 +4,17 @@
 // frame's layout and alignment), sigreturn restoring the registers (a computation in registers
 // across signals), masks and pending signals, nested delivery, SA_RESETHAND/SA_NODEFER,
 // SA_RESTART against EINTR, a handled SIGSEGV, SIGPIPE, SIGCHLD, a restorer-less action, and
-// default actions (term, core, ignore; `run` exits 128 + the signal). Also the strace of a
-// delivery: the handler's return goes through rt_sigreturn.
+// default actions (term, core, ignore; `run` exits 128 + the signal); per-thread masks and
+// pending sets (a new thread starts with its creator's mask, kill goes to a thread that does not
+// block the signal, tgkill to the thread named), and the waits a handler interrupts (nanosleep,
+// clock_nanosleep, futex: EINTR, the remaining time, SA_RESTART's rules), on 1 and 2 cores.
+// Also the strace of a delivery (the handler's return goes through rt_sigreturn) and the
+// delivery's cycles in the per-core noise accounting.
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { constants } from 'node:os';
+import { kernelCosts } from '../../kernel/costs.ts';
+import { SIGUSR1 } from '../../kernel/proc/signals.ts';
 import { canRunNatively, CI, FIXED_ENV, le32, programPath, runImage, runOnLwk, TINY_CODE, TINY_DATA, tinyElf, X } from './lwk.ts';
 
 /** A native run; a signal's status is 128 + its number, as `run` and shells report it. */
@@ -19,8 +25,10 @@ function runNatively(name: string, args: string[]): { stdout: string; status: nu
 }
 
 const native = canRunNatively();
+/** Modes with threads or timed waits: also run on 2 cores (threads then run on both). */
+const THREAD_MODES = ['thread-mask', 'thread-kill', 'thread-tgkill', 'sleep', 'futex'];
 const MODES = ['handler', 'siginfo', 'mask', 'nested', 'resethand', 'ignore', 'sigpipe', 'segv', 'frame', 'norestorer',
-  'restart', 'eintr', 'child', 'sigchld', 'term', 'kill', 'usr1'];
+  'restart', 'eintr', 'child', 'sigchld', 'term', 'kill', 'usr1', ...THREAD_MODES];
 
 describe.skipIf(!native && !CI)('signals.c: the LWK against this host', () => {
   it('this host runs the prebuilt i386 programs (CI requires it)', () => { expect(native).toBe(true); });
@@ -31,6 +39,14 @@ describe.skipIf(!native && !CI)('signals.c: the LWK against this host', () => {
       expect(l.stdout).toBe(n.stdout);
       expect(l.status).toBe(n.status);
       expect([...l.run.kernel.unknownSyscalls.keys()]).toEqual([]);
+    });
+  }
+  for (const m of THREAD_MODES) {
+    it(`signals ${m} on 2 cores: same stdout and exit status`, () => {
+      const n = runNatively('signals', [m]);
+      const l = runOnLwk('signals', [m], { cores: 2 });
+      expect(l.stdout).toBe(n.stdout);
+      expect(l.status).toBe(n.status);
     });
   }
 });
@@ -57,6 +73,51 @@ describe('signal delivery on the LWK', () => {
     expect(l.status).toBe(143);
     expect(l.log).toMatch(/init \(pid 1\) killed by SIGTERM/);
     expect(runOnLwk('signals', ['sigpipe']).status).toBe(141);
+  });
+
+  it('per-thread masks: what each thread of thread-mask/thread-tgkill sees (the LWK on its own)', () => {
+    const m = runOnLwk('signals', ['thread-mask']);
+    expect(m.stdout).toContain('clone: ok 1, the new thread started with usr2 blocked 1, hup 0\n');
+    expect(m.stdout).toContain('main blocks hup 0');
+    expect(m.stdout).toContain('main blocks term 0');
+    expect(m.stdout).toContain('fork from a thread: the child blocks usr1 1');
+    const t = runOnLwk('signals', ['thread-tgkill'], { cores: 2 });
+    expect(t.stdout).toContain('usr2 pending for the worker 1, for main 0');
+  });
+
+  it('a process-directed signal reaches a thread spinning on another core (a reschedule IPI)', () => {
+    const l = runOnLwk('signals', ['thread-kill'], { cores: 2 });
+    // the spinner makes no system call and is alone on its core (no timer): only the IPI can stop it
+    expect(l.stdout).toContain('kill: taken by the spinning thread 1, by main 0');
+  });
+
+  it('nanosleep and futex waits end with EINTR at the signal, in simulated time', () => {
+    const l = runOnLwk('signals', ['sleep']);
+    expect(l.stdout).toContain('nanosleep -1 (Interrupted system call), rem 9.x s 1, handler count 1');
+    // the call ends with EINTR, then the handler runs on the way out
+    const i = l.strace.findIndex((s) => /^clock_nanosleep\S*\(.*\) = -1 EINTR/.test(s));
+    expect(i).toBeGreaterThanOrEqual(0);
+    expect(l.strace[i + 1]).toMatch(/^--- SIGUSR1 /);
+    // the 10 s sleeps ended at the signal: the whole run takes well under 10 s of simulated time
+    expect(l.run.machine.stats().cycles).toBeLessThan(10 * l.run.kernel.info.hz);
+    const f = runOnLwk('signals', ['futex']);
+    expect(f.stdout).toContain('SA_RESTART: FUTEX_WAIT 0 (ok), handler count 2, word 1');
+    expect(f.stdout).toContain('SA_RESTART: FUTEX_WAIT with a timeout -1 (Interrupted system call)');
+    expect(f.run.kernel.futexes.waiting).toBe(0);
+  });
+
+  it('delivery cycles are counted in the per-core noise accounting, by signal', () => {
+    const l = runOnLwk('signals', ['handler']);
+    expect(l.status).toBe(0);
+    const tallies = l.run.kernel.percpu.map((pc) => pc.noise.signals.get(SIGUSR1)).filter((t) => t !== undefined);
+    const count = tallies.reduce((n, t) => n + t.count, 0);
+    const cycles = tallies.reduce((n, t) => n + t.cycles, 0);
+    expect(count).toBe(9); // 8 raise() in regs_across, one kill()
+    // each delivery: at least the frame set-up's fixed cost, plus the frame's words written
+    expect(cycles).toBeGreaterThan(9 * kernelCosts.signalDelivery.cycles);
+    const totals = l.run.kernel.percpu.map((pc) => pc.noise.totals().signals);
+    expect(totals.reduce((n, t) => n + t.count, 0)).toBe(9);
+    expect(totals.reduce((n, t) => n + t.cycles, 0)).toBe(cycles);
   });
 
   it('a read interrupted without SA_RESTART returns EINTR; with it the read completes', () => {

@@ -243,7 +243,7 @@ describe('system calls', () => {
     expect(b.call(NR.kill, 77, 15)).toBe(-E.ESRCH);
     b.write(BUF, Uint8Array.of(0, 0x40, 0, 0, 0, 0, 0, 0));
     expect(b.call(NR.rt_sigprocmask, 0, BUF, 0, 8)).toBe(0);
-    expect(b.proc().sigmask).toBe(0x4000n);
+    expect(b.proc().threads[0].sigmask).toBe(0x4000n);
     const r = runImage(tinyElf(Uint8Array.from([...X.sys(NR.getpid), 0x89, 0xc3, ...X.movEcx(6), ...X.movEax(NR.kill), ...X.int80, ...X.exit(0)])));
     expect(r.status).toBe(128 + 6);
   });
