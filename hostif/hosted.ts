@@ -571,8 +571,9 @@ export class HostedHost implements Host {
    */
   private armTimer(k: number, also = Infinity): void {
     let d = also;
-    for (const t of this.sched[k].sleepers) if (t.until < d) d = t.until;
-    for (const m of this.sched[k].mailbox) if (m.at < d) d = m.at;
+    const s = this.sched[k];
+    if (s.sleepers.length > 0) for (const t of s.sleepers) if (t.until < d) d = t.until;
+    if (s.mailbox.length > 0) for (const m of s.mailbox) if (m.at < d) d = m.at;
     const want = d === Infinity ? 0 : Math.max(1, Math.ceil(d));
     const apic = this.machine.cores[k].apic!;
     if (apic.getTscDeadline() === want) return;
@@ -601,7 +602,11 @@ export class HostedHost implements Host {
     const t = s.guest, req = s.guestReq;
     if (t === null || req === null) throw new Error(`hosted: #VMEXIT on core ${k}, which runs no guest of ours`);
     s.guest = null; s.guestReq = null;
-    if (req.regs !== undefined) for (const i of GUEST_REGS) req.regs[i] = cpu.r[i];
+    const regs = req.regs;
+    if (regs !== undefined) { // GUEST_REGS, written out (a for-of here cost ~2% of an exit)
+      const r = cpu.r;
+      regs[1] = r[1]; regs[2] = r[2]; regs[3] = r[3]; regs[5] = r[5]; regs[6] = r[6]; regs[7] = r[7];
+    }
     t.state = 'runnable';
     t.resume = { kind: 'vmexit', exitCode, vmcb: req.vmcb };
     s.exited = t;
@@ -655,6 +660,7 @@ export class HostedHost implements Host {
    */
   private drainMailbox(k: number, now: number): void {
     const box = this.sched[k].mailbox;
+    if (box.length === 0) return;
     for (let i = 0; i < box.length;) {
       if (box[i].at > now) { i++; continue; }
       const m = box.splice(i, 1)[0];
@@ -801,7 +807,10 @@ export class HostedHost implements Host {
     if ((this.mem.read(vmcb + VMCB_VINTR, 4) & V_INTR_MASKING) === 0) {
       return this.refuse(t, `the VMCB at 0x${vmcb.toString(16)} does not set V_INTR_MASKING (VMCB_VINTR bit 24): a guest with IF clear would keep the host's INTR from exiting at the deadline`);
     }
-    if (regs !== undefined) for (const i of GUEST_REGS) cpu.r[i] = regs[i];
+    if (regs !== undefined) { // GUEST_REGS, written out
+      const r = cpu.r;
+      r[1] = regs[1]; r[2] = regs[2]; r[3] = regs[3]; r[5] = regs[5]; r[6] = regs[6]; r[7] = regs[7];
+    }
     this.armTimer(k, others ? Math.min(deadline, cpu.cycles + this.slice) : deadline);
     let rc: number;
     try {
@@ -821,8 +830,8 @@ export class HostedHost implements Host {
   }
 }
 
-/** Guest registers a 'vmrun' request carries (EAX and ESP are in the VMCB). */
-const GUEST_REGS = [1, 2, 3, 5, 6, 7] as const;
+// GUEST_REGS: the guest registers a 'vmrun' request carries, ECX EDX EBX EBP ESI EDI (1-3, 5-7;
+// EAX and ESP are in the VMCB).
 
 function isPow2(v: number): boolean {
   return v > 0 && Number.isInteger(Math.log2(v));

@@ -62,7 +62,47 @@ const TRACKED: readonly (readonly [number, number])[] = [
 const TRACKED_IDX = Int32Array.from(TRACKED, ([o]) => o >> 2);
 const TRACKED_BIT = Int32Array.from(TRACKED, ([, b]) => b);
 const N_TRACKED = TRACKED.length;
-const I_RIP = VMCB_RIP >> 2, I_EXITINFO1 = VMCB_EXITINFO1 >> 2, I_EXITINFO2 = VMCB_EXITINFO2 >> 2;
+/** TRACKED's dword indices, as constants for cleanBits() and noteExit(). */
+const T0 = (VMCB_CR_INTERCEPTS) >> 2;
+const T1 = (VMCB_DR_INTERCEPTS) >> 2;
+const T2 = (VMCB_EXC_INTERCEPTS) >> 2;
+const T3 = (VMCB_INTERCEPTS3) >> 2;
+const T4 = (VMCB_INTERCEPTS4) >> 2;
+const T5 = (VMCB_PAUSE_THRESHOLD) >> 2;
+const T6 = (VMCB_TSC_OFFSET) >> 2;
+const T7 = (VMCB_TSC_OFFSET + 4) >> 2;
+const T8 = (VMCB_IOPM_BASE) >> 2;
+const T9 = (VMCB_IOPM_BASE + 4) >> 2;
+const T10 = (VMCB_MSRPM_BASE) >> 2;
+const T11 = (VMCB_MSRPM_BASE + 4) >> 2;
+const T12 = (VMCB_VINTR) >> 2;
+const T13 = (VMCB_VINTR + 4) >> 2;
+const T14 = (VMCB_NP_CONTROL) >> 2;
+const T15 = (VMCB_NP_CONTROL + 4) >> 2;
+const T16 = (VMCB_N_CR3) >> 2;
+const T17 = (VMCB_N_CR3 + 4) >> 2;
+const T18 = (VMCB_G_PAT) >> 2;
+const T19 = (VMCB_G_PAT + 4) >> 2;
+const T20 = (VMCB_CR0) >> 2;
+const T21 = (VMCB_CR0 + 4) >> 2;
+const T22 = (VMCB_CR3) >> 2;
+const T23 = (VMCB_CR3 + 4) >> 2;
+const T24 = (VMCB_CR4) >> 2;
+const T25 = (VMCB_CR4 + 4) >> 2;
+const T26 = (VMCB_EFER) >> 2;
+const T27 = (VMCB_EFER + 4) >> 2;
+const T28 = (VMCB_CR2) >> 2;
+const T29 = (VMCB_CR2 + 4) >> 2;
+{
+  const unrolled = [T0, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13, T14, T15, T16, T17, T18, T19, T20, T21, T22, T23, T24, T25, T26, T27, T28, T29];
+  const groups = [CLEAN_I, 8, CLEAN_IOPM, 12, CLEAN_TPR, 14, CLEAN_NP, 20, CLEAN_CRX, 28, CLEAN_CR2, 30];
+  let g = 0;
+  for (let i = 0; i < N_TRACKED; i++) {
+    while (i >= groups[g + 1]) g += 2;
+    if (unrolled[i] !== TRACKED_IDX[i] || TRACKED_BIT[i] !== groups[g] || N_TRACKED !== 30) throw new Error('vcore.ts: cleanBits() does not match TRACKED');
+  }
+}
+const I_RIP = VMCB_RIP >> 2, I_EXITINFO1 = VMCB_EXITINFO1 >> 2, I_EXITINFO2 = VMCB_EXITINFO2 >> 2, I_INT_STATE = VMCB_INT_STATE >> 2;
 const B_TLB_CONTROL = VMCB_TLB_CONTROL, ALL_CLEAN = CLEAN_CACHED;
 
 let nextAsid = 1;
@@ -79,7 +119,8 @@ export class VCore {
   /** An application processor waits for a start-up IPI (after INIT, at power-on, or parked by CLI; HLT). */
   waitingSipi: boolean;
   private readonly table: (ExitHandler | undefined)[];
-  private readonly spendFn: (cycles: number) => void;
+  /** The host charges VMM work (Host.spend is optional). */
+  private readonly canSpend: boolean;
   /** Clean-bit groups changed since the last exit (markDirty); every group before the first entry. */
   private dirty = ALL_CLEAN;
   /** The TRACKED dwords as the last exit left them. */
@@ -91,7 +132,7 @@ export class VCore {
     this.v = new VmcbView(this.mem, vmcb);
     this.waitingSipi = id !== 0;
     const host = this.host;
-    this.spendFn = typeof host.spend === 'function' ? (c) => host.spend!(c) : () => {};
+    this.canSpend = typeof host.spend === 'function';
     this.table = buildExitTable(paging.exitCodes);
     this.pctx = {
       mem: this.mem,
@@ -200,9 +241,17 @@ export class VCore {
 
   /** Moves RIP (the instruction was emulated) and ends an interrupt shadow, as retiring it would. */
   setRip(rip: number): void {
-    this.mem.write(this.vmcb + VMCB_RIP, 4, rip >>> 0);
-    this.mem.write(this.vmcb + VMCB_RIP + 4, 4, 0);
-    if (this.mem.read(this.vmcb + VMCB_INT_STATE, 4) !== 0) this.mem.write(this.vmcb + VMCB_INT_STATE, 4, 0);
+    const mem = this.mem, b = this.vmcb;
+    if (mem.codePage[b >>> 12] !== 0) { // a VMCB page that holds decoded code: through PhysMem, which drops it
+      mem.write(b + VMCB_RIP, 4, rip >>> 0);
+      mem.write(b + VMCB_RIP + 4, 4, 0);
+      if (mem.read(b + VMCB_INT_STATE, 4) !== 0) mem.write(b + VMCB_INT_STATE, 4, 0);
+      return;
+    }
+    // the VMCB is a page of RAM: its dwords are aligned words of PhysMem's Int32Array
+    const m = mem.i32, b4 = b >>> 2;
+    m[b4 + I_RIP] = rip; m[b4 + I_RIP + 1] = 0;
+    if (m[b4 + I_INT_STATE] !== 0) m[b4 + I_INT_STATE] = 0;
   }
 
   /** RIP to nRIP (or past an instruction of `len` bytes when the exit saved none). */
@@ -219,24 +268,42 @@ export class VCore {
     this.dirty |= bits;
   }
 
-  /** The clean bits for the next entry: every cached group neither marked dirty nor changed since the last exit. */
+  /**
+   * The clean bits for the next entry: every cached group neither marked dirty nor changed since
+   * the last exit. Written out per TRACKED dword (T0..T29, checked against TRACKED at load): a
+   * loop over the table cost ~5% of an exit.
+   */
   private cleanBits(): number {
+    const m = this.mem.i32, b = this.vmcb >>> 2, s = this.atExit;
     let dirty = this.dirty;
-    const m = this.mem.i32, b = this.vmcb >>> 2, snap = this.atExit;
-    for (let i = 0; i < N_TRACKED; i++) if (m[b + TRACKED_IDX[i]] !== snap[i]) dirty |= TRACKED_BIT[i];
+    if (((m[b + T0] ^ s[0]) | (m[b + T1] ^ s[1]) | (m[b + T2] ^ s[2]) | (m[b + T3] ^ s[3]) | (m[b + T4] ^ s[4]) | (m[b + T5] ^ s[5]) | (m[b + T6] ^ s[6]) | (m[b + T7] ^ s[7])) !== 0) dirty |= CLEAN_I;
+    if (((m[b + T8] ^ s[8]) | (m[b + T9] ^ s[9]) | (m[b + T10] ^ s[10]) | (m[b + T11] ^ s[11])) !== 0) dirty |= CLEAN_IOPM;
+    if (((m[b + T12] ^ s[12]) | (m[b + T13] ^ s[13])) !== 0) dirty |= CLEAN_TPR;
+    if (((m[b + T14] ^ s[14]) | (m[b + T15] ^ s[15]) | (m[b + T16] ^ s[16]) | (m[b + T17] ^ s[17]) | (m[b + T18] ^ s[18]) | (m[b + T19] ^ s[19])) !== 0) dirty |= CLEAN_NP;
+    if (((m[b + T20] ^ s[20]) | (m[b + T21] ^ s[21]) | (m[b + T22] ^ s[22]) | (m[b + T23] ^ s[23]) | (m[b + T24] ^ s[24]) | (m[b + T25] ^ s[25]) | (m[b + T26] ^ s[26]) | (m[b + T27] ^ s[27])) !== 0) dirty |= CLEAN_CRX;
+    if (((m[b + T28] ^ s[28]) | (m[b + T29] ^ s[29])) !== 0) dirty |= CLEAN_CR2;
     return ALL_CLEAN & ~dirty;
   }
 
   /** After an exit: what the core left in the VMCB is what it caches. */
   private noteExit(): void {
-    const m = this.mem.i32, b = this.vmcb >>> 2, snap = this.atExit;
-    for (let i = 0; i < N_TRACKED; i++) snap[i] = m[b + TRACKED_IDX[i]];
+    const m = this.mem.i32, b = this.vmcb >>> 2, s = this.atExit;
+    s[0] = m[b + T0]; s[1] = m[b + T1]; s[2] = m[b + T2];
+    s[3] = m[b + T3]; s[4] = m[b + T4]; s[5] = m[b + T5];
+    s[6] = m[b + T6]; s[7] = m[b + T7]; s[8] = m[b + T8];
+    s[9] = m[b + T9]; s[10] = m[b + T10]; s[11] = m[b + T11];
+    s[12] = m[b + T12]; s[13] = m[b + T13]; s[14] = m[b + T14];
+    s[15] = m[b + T15]; s[16] = m[b + T16]; s[17] = m[b + T17];
+    s[18] = m[b + T18]; s[19] = m[b + T19]; s[20] = m[b + T20];
+    s[21] = m[b + T21]; s[22] = m[b + T22]; s[23] = m[b + T23];
+    s[24] = m[b + T24]; s[25] = m[b + T25]; s[26] = m[b + T26];
+    s[27] = m[b + T27]; s[28] = m[b + T28]; s[29] = m[b + T29];
     this.dirty = 0;
   }
 
   /** Charges VMM work to the core (Host.spend). */
   spend(cycles: number): void {
-    this.spendFn(cycles);
+    if (this.canSpend) this.host.spend!(cycles);
   }
 
   /** An exception for the guest at the next entry (EVENTINJ); for #PF, CR2 = cr2. */

@@ -340,6 +340,23 @@ export class Cpu {
     this.updateMode();
   }
 
+  /**
+   * loadSegCaches with the access ranges given (rdMin, rdMax, wrMin, wrMax per segment): for
+   * world switches that restore caches whose ranges were derived (by loadSegCaches, under the
+   * same CR0.PE) from exactly these caches, so the state is the one loadSegCaches would give.
+   */
+  loadSegCachesDerived(sel: Int32Array, base: Int32Array, limit: Float64Array, ar: Int32Array,
+    rdMin: Float64Array, rdMax: Float64Array, wrMin: Float64Array, wrMax: Float64Array): void {
+    const sSel = this.segSel, sBase = this.segBase, sLimit = this.segLimit, sAr = this.segAr;
+    const dRdMin = this.rdMin, dRdMax = this.rdMax, dWrMin = this.wrMin, dWrMax = this.wrMax;
+    for (let s = 0; s < 6; s++) {
+      sSel[s] = sel[s]; sBase[s] = base[s]; sLimit[s] = limit[s]; sAr[s] = ar[s];
+      dRdMin[s] = rdMin[s]; dRdMax[s] = rdMax[s]; dWrMin[s] = wrMin[s]; dWrMax[s] = wrMax[s];
+    }
+    this.csBase = base[CS] | 0; this.csLimit = limit[CS] >>> 0;
+    this.updateMode();
+  }
+
   deriveRanges(s: number): void {
     this.deriveRangesIn(s, this.pe);
   }

@@ -102,6 +102,14 @@ class HostState {
   rax = 0; rsp = 0; eip = 0; eflags = 0;
   readonly segSel = new Int32Array(6); readonly segBase = new Int32Array(6);
   readonly segLimit = new Float64Array(6); readonly segAr = new Int32Array(6);
+  /**
+   * The access ranges the core derived from segSel..segAr under CR0.PE = segPe at the last
+   * #VMEXIT's restore; valid (segDerived) while the host's caches and PE are those again at
+   * VMRUN, so the next restore copies them instead of deriving them anew (same result).
+   */
+  readonly rdMin = new Float64Array(6); readonly rdMax = new Float64Array(6);
+  readonly wrMin = new Float64Array(6); readonly wrMax = new Float64Array(6);
+  segDerived = false; segPe = 0;
   cpl = 0; gdtBase = 0; gdtLimit = 0; idtBase = 0; idtLimit = 0;
   ldtSel = 0; ldtBase = 0; ldtLimit = 0; ldtAr = 0; trSel = 0; trBase = 0; trLimit = 0; trAr = 0;
   cr0 = 0; cr2 = 0; cr3 = 0; cr4 = 0; efer = 0;
@@ -202,14 +210,21 @@ function claimCache(mem: PhysMem, mine: VmcbCache, pa: number): void {
 function saveHost(cpu: Cpu, h: HostState): void {
   h.rax = cpu.r[0]; h.rsp = cpu.r[4]; h.eip = cpu.eip; h.eflags = cpu.getEflags();
   const sSel = cpu.segSel, sBase = cpu.segBase, sLim = cpu.segLimit, sAr = cpu.segAr;
-  for (let s = 0; s < 6; s++) { h.segSel[s] = sSel[s]; h.segBase[s] = sBase[s]; h.segLimit[s] = sLim[s]; h.segAr[s] = sAr[s]; }
+  const hSel = h.segSel, hBase = h.segBase, hLim = h.segLimit, hAr = h.segAr;
+  let same = h.segDerived && h.segPe === (cpu.cr0 & 1);
+  for (let s = 0; s < 6; s++) {
+    const sel = sSel[s], base = sBase[s], lim = sLim[s], ar = sAr[s];
+    if (hSel[s] !== sel || hBase[s] !== base || hLim[s] !== lim || hAr[s] !== ar) {
+      same = false; hSel[s] = sel; hBase[s] = base; hLim[s] = lim; hAr[s] = ar;
+    }
+  }
+  h.segDerived = same;
   h.cpl = cpu.cpl;
   h.gdtBase = cpu.gdtBase; h.gdtLimit = cpu.gdtLimit; h.idtBase = cpu.idtBase; h.idtLimit = cpu.idtLimit;
   h.ldtSel = cpu.ldtSel; h.ldtBase = cpu.ldtBase; h.ldtLimit = cpu.ldtLimit; h.ldtAr = cpu.ldtAr;
   h.trSel = cpu.trSel; h.trBase = cpu.trBase; h.trLimit = cpu.trLimit; h.trAr = cpu.trAr;
   h.cr0 = cpu.cr0; h.cr2 = cpu.cr2; h.cr3 = cpu.cr3; h.cr4 = cpu.cr4; h.efer = cpu.efer;
-  const dr = cpu.dr, pd = cpu.pdpte;
-  for (let i = 0; i < 8; i++) { h.dr[i] = dr[i]; h.pdpte[i] = pd[i]; }
+  copy8(h.dr, cpu.dr); copy8(h.pdpte, cpu.pdpte);
   h.sysenterCs = cpu.sysenterCs; h.sysenterEsp = cpu.sysenterEsp; h.sysenterEip = cpu.sysenterEip;
   h.tscOffset = cpu.tscOffset; h.pat = cpu.pat;
 }
@@ -219,17 +234,34 @@ function restoreHost(cpu: Cpu, h: HostState): void {
   cpu.gdtBase = h.gdtBase; cpu.gdtLimit = h.gdtLimit; cpu.idtBase = h.idtBase; cpu.idtLimit = h.idtLimit;
   cpu.ldtSel = h.ldtSel; cpu.ldtBase = h.ldtBase; cpu.ldtLimit = h.ldtLimit; cpu.ldtAr = h.ldtAr;
   cpu.trSel = h.trSel; cpu.trBase = h.trBase; cpu.trLimit = h.trLimit; cpu.trAr = h.trAr;
+  // CPL, then the caches: their mode update forces CPL 0 outside protected mode and derives
+  // everything that depends on CR0, CS, SS and CPL (what setCpl + loadSegCaches + setCpl +
+  // updateMode did, in fewer steps)
   cpu.setCpl(h.cpl);
-  cpu.loadSegCaches(h.segSel, h.segBase, h.segLimit, h.segAr);
-  cpu.setCpl(h.cpl);
+  if (h.segDerived) cpu.loadSegCachesDerived(h.segSel, h.segBase, h.segLimit, h.segAr, h.rdMin, h.rdMax, h.wrMin, h.wrMax);
+  else {
+    cpu.loadSegCaches(h.segSel, h.segBase, h.segLimit, h.segAr);
+    const rdMin = cpu.rdMin, rdMax = cpu.rdMax, wrMin = cpu.wrMin, wrMax = cpu.wrMax;
+    for (let s = 0; s < 6; s++) { h.rdMin[s] = rdMin[s]; h.rdMax[s] = rdMax[s]; h.wrMin[s] = wrMin[s]; h.wrMax[s] = wrMax[s]; }
+    // the caches as the core now holds them (normalised), so the next save compares like with like
+    copySegs(h, cpu);
+    h.segPe = cpu.cr0 & 1; h.segDerived = true;
+  }
   cpu.r[0] = h.rax; cpu.r[4] = h.rsp; // RAX and RSP come back; the other GPRs keep the guest's values
   cpu.eip = h.eip;
   cpu.setEflags(h.eflags);
-  const dr = cpu.dr, pd = cpu.pdpte;
-  for (let i = 0; i < 8; i++) { dr[i] = h.dr[i]; pd[i] = h.pdpte[i]; }
+  copy8(cpu.dr, h.dr); copy8(cpu.pdpte, h.pdpte);
   cpu.sysenterCs = h.sysenterCs; cpu.sysenterEsp = h.sysenterEsp; cpu.sysenterEip = h.sysenterEip;
   cpu.tscOffset = h.tscOffset; cpu.pat = h.pat;
-  cpu.updateMode();
+}
+
+function copySegs(h: HostState, cpu: Cpu): void {
+  for (let s = 0; s < 6; s++) { h.segSel[s] = cpu.segSel[s]; h.segBase[s] = cpu.segBase[s]; h.segLimit[s] = cpu.segLimit[s]; h.segAr[s] = cpu.segAr[s]; }
+}
+
+/** Eight dwords, written out (DR0-7, the PDPTEs). */
+function copy8(d: Int32Array, s: Int32Array): void {
+  d[0] = s[0]; d[1] = s[1]; d[2] = s[2]; d[3] = s[3]; d[4] = s[4]; d[5] = s[5]; d[6] = s[6]; d[7] = s[7];
 }
 
 const u32 = (v: number) => v >>> 0;
@@ -405,8 +437,7 @@ export function vmrun(cpu: Cpu, vmcbPa: number): number {
     w = m[o];
     sc.sel[s] = w & 0xffff; sc.base[s] = m[o + 2]; sc.limit[s] = m[o + 1] >>> 0; sc.ar[s] = vmcbToAr((w >>> 16) & 0xffff);
   }
-  cpu.loadSegCaches(sc.sel, sc.base, sc.limit, sc.ar);
-  cpu.setCpl(cpl);
+  cpu.loadSegCaches(sc.sel, sc.base, sc.limit, sc.ar); // CPL stays `cpl` (0 outside protected mode either way)
   cpu.setEflags((m[b + I_RFLAGS] >>> 0) | 2);
   cpu.eip = m[b + I_RIP] >>> 0;
   cpu.r[4] = m[b + I_RSP]; cpu.r[0] = m[b + I_RAX];
@@ -465,9 +496,12 @@ export function vmexitNow(cpu: Cpu, rip: number): void {
   const c = gc !== null && gc.valid && gc.pa === pa ? gc : null;
   const sSel = cpu.segSel, sBase = cpu.segBase, sLim = cpu.segLimit, sAr = cpu.segAr;
   for (let s = 0; s < 6; s++) {
-    const o = b + I_SEGS[s], ar = arToVmcb(sAr[s]);
-    m[o] = (sSel[s] & 0xffff) | (ar << 16); m[o + 1] = sLim[s]; m[o + 2] = sBase[s]; m[o + 3] = 0;
-    if (c !== null && s < 4) { c.segSel[s] = sSel[s] & 0xffff; c.segAr[s] = ar; c.segLimit[s] = sLim[s] >>> 0; c.segBase[s] = sBase[s]; }
+    const o = b + I_SEGS[s];
+    m[o] = (sSel[s] & 0xffff) | (arToVmcb(sAr[s]) << 16); m[o + 1] = sLim[s]; m[o + 2] = sBase[s]; m[o + 3] = 0;
+  }
+  if (c !== null) { // ES CS SS DS: the SEG group
+    const cSel = c.segSel, cAr = c.segAr, cLim = c.segLimit, cBase = c.segBase;
+    for (let s = 0; s < 4; s++) { cSel[s] = sSel[s] & 0xffff; cAr[s] = arToVmcb(sAr[s]); cLim[s] = sLim[s] >>> 0; cBase[s] = sBase[s]; }
   }
   m[b + I_GDTR + 1] = cpu.gdtLimit; m[b + I_GDTR + 2] = cpu.gdtBase; m[b + I_GDTR + 3] = 0;
   m[b + I_IDTR + 1] = cpu.idtLimit; m[b + I_IDTR + 2] = cpu.idtBase; m[b + I_IDTR + 3] = 0;

@@ -517,7 +517,7 @@ export class LwkHost implements Host, KernelThreadHooks {
     chargeMem(cpu, 4 * 2); // the two words of the VMCB checked when the request was made
     if (req.regs !== undefined) {
       chargeMem(cpu, 4 * GUEST_REGS.length);
-      for (const i of GUEST_REGS) cpu.r[i] = req.regs[i];
+      { const r = cpu.r, gr = req.regs; r[1] = gr[1]; r[2] = gr[2]; r[3] = gr[3]; r[5] = gr[5]; r[6] = gr[6]; r[7] = gr[7]; } // GUEST_REGS, written out
     }
     const rc = vmrun(cpu, req.vmcb);
     const g = this.guests[core];
@@ -530,7 +530,7 @@ export class LwkHost implements Host, KernelThreadHooks {
     g.guestCycles += cpu.cycles - g.enteredAt;
     if (req.regs !== undefined) {
       chargeMem(cpu, 4 * GUEST_REGS.length);
-      for (const i of GUEST_REGS) req.regs[i] = cpu.r[i];
+      { const r = cpu.r, gr = req.regs; gr[1] = r[1]; gr[2] = r[2]; gr[3] = r[3]; gr[5] = r[5]; gr[6] = r[6]; gr[7] = r[7]; } // GUEST_REGS, written out
     }
   }
 

@@ -12,9 +12,13 @@ import { vmmCosts } from '../costs.ts';
 import { ACT_CONTINUE, ACT_STOP } from './actions.ts';
 import type { VCore } from '../vcore.ts';
 
+const I_EXITINFO1 = VMCB_EXITINFO1 >> 2, I_EXITINFO2 = VMCB_EXITINFO2 >> 2, I_RAX = VMCB_RAX >> 2;
+
 export function handleIoio(vc: VCore): number {
   const mem = vc.mem, vmcb = vc.vmcb;
-  const info = mem.read(vmcb + VMCB_EXITINFO1, 4);
+  // reads of the VMCB (a page of RAM, so its dwords are aligned words of PhysMem's Int32Array)
+  const m = mem.i32, b4 = vmcb >>> 2;
+  const info = m[b4 + I_EXITINFO1] >>> 0;
   vc.spend(vmmCosts.ioHook.cycles);
   const port = info >>> 16;
   const size = (info & 0x10) !== 0 ? 1 : (info & 0x20) !== 0 ? 2 : 4;
@@ -26,9 +30,9 @@ export function handleIoio(vc: VCore): number {
     const nv = size === 4 ? v : size === 2 ? (old & 0xffff0000) | (v & 0xffff) : (old & 0xffffff00) | (v & 0xff);
     mem.write(vmcb + VMCB_RAX, 4, nv >>> 0);
   } else {
-    ports.out(port, size, mem.read(vmcb + VMCB_RAX, 4));
+    ports.out(port, size, m[b4 + I_RAX] >>> 0);
   }
-  vc.setRip(mem.read(vmcb + VMCB_EXITINFO2, 4));
+  vc.setRip(m[b4 + I_EXITINFO2] >>> 0);
   return vc.vm.stopRequested ? ACT_STOP : ACT_CONTINUE;
 }
 

@@ -10,7 +10,7 @@ import { DS, FS } from '../../../hw/cpu/insn.ts';
 import { extraCosts } from '../../../hw/costs.ts';
 import { vmrun } from '../../../hw/cpu/svm.ts';
 import * as V from '../../../hw/cpu/vmcb.ts';
-import { defaultVmcb, GCODE, IOPM, newVm, VMCB, VMCB2, type Vm } from './vmenv.ts';
+import { defaultVmcb, GCODE, IOPM, newVm, SEL_DATA0, VMCB, VMCB2, type Vm } from './vmenv.ts';
 
 const HLT = [0xf4];
 /** mov $v, %eax; mov %eax, %cr3; hlt */
@@ -223,4 +223,44 @@ describe('the IOIO exit without unwinding', () => {
       expect(vm.v.u32(V.VMCB_RIP)).toBe(GCODE + code.length);
     });
   }
+});
+
+// #VMEXIT restores the host's descriptor caches; their access ranges (rdMin..wrMax) are copied
+// from the last restore while the host's caches and CR0.PE are unchanged since (svm.ts
+// HostState.segDerived), and derived again otherwise. Either way they must be exactly what
+// deriving them from the restored caches gives.
+describe('the host descriptor caches after #VMEXIT', () => {
+  const ranges = (c: Cpu) => [...c.rdMin, ...c.rdMax, ...c.wrMin, ...c.wrMax, c.codeMode, c.ipMask, c.spMask, c.cpl, c.csBase, c.csLimit];
+  /** What deriving the current caches anew gives (loadSegCaches on a copy of them). */
+  function derived(c: Cpu): number[] {
+    const probe = new Cpu({ mem: c.mem });
+    probe.cr0 = c.cr0;
+    probe.setCpl(c.cpl);
+    probe.loadSegCaches(c.segSel.slice(), c.segBase.slice(), c.segLimit.slice(), c.segAr.slice());
+    return ranges(probe);
+  }
+  function cycle(vm: Vm): void {
+    expect(runOnce(vm)).toBe(V.EXIT_HLT);
+    expect(vm.cpu.guest).toBe(false);
+    expect(ranges(vm.cpu)).toEqual(derived(vm.cpu));
+  }
+
+  it('unchanged, changed between runs (a data segment, then CR0.PE): the ranges are those derived from the caches', () => {
+    const vm = setup();
+    cycle(vm); // first restore: derived
+    cycle(vm); // same host state: copied
+    const wr0 = vm.cpu.wrMax[DS];
+    // the host makes DS read-only (a data segment, type 0x91): DS becomes unwritable
+    vm.cpu.cr0 |= 1;
+    vm.cpu.loadSegCache(DS, SEL_DATA0, 0, 0xffff, 0x91);
+    cycle(vm);
+    expect(vm.cpu.wrMax[DS]).toBe(-1);
+    cycle(vm); // unchanged again: copied, still read-only
+    expect(vm.cpu.wrMax[DS]).toBe(-1);
+    // back to real mode without reloading DS: the ranges follow CR0.PE (every segment writable)
+    vm.cpu.cr0 &= ~1;
+    cycle(vm);
+    expect(vm.cpu.wrMax[DS]).toBe(0xffff);
+    expect(wr0).toBe(0xffff);
+  });
 });
