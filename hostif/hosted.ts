@@ -801,10 +801,11 @@ export class HostedHost implements Host {
       return this.refuse(t, `the VMCB at ${describe(vmcb)} must be a page of RAM`);
     }
     if (regs !== undefined && (!(regs instanceof Int32Array) || regs.length < 8)) return this.refuse(t, 'regs must be an Int32Array of 8 registers');
-    if ((this.mem.read(vmcb + VMCB_INTERCEPTS3, 4) & IC3_INTR) === 0) {
+    const m32 = this.mem.i32, w = vmcb >>> 2; // a page of RAM (checked above): read as words
+    if ((m32[w + (VMCB_INTERCEPTS3 >>> 2)] & IC3_INTR) === 0) {
       return this.refuse(t, `the VMCB at 0x${vmcb.toString(16)} does not intercept INTR (VMCB_INTERCEPTS3 bit 0): the host could not take the core back at the deadline`);
     }
-    if ((this.mem.read(vmcb + VMCB_VINTR, 4) & V_INTR_MASKING) === 0) {
+    if ((m32[w + (VMCB_VINTR >>> 2)] & V_INTR_MASKING) === 0) {
       return this.refuse(t, `the VMCB at 0x${vmcb.toString(16)} does not set V_INTR_MASKING (VMCB_VINTR bit 24): a guest with IF clear would keep the host's INTR from exiting at the deadline`);
     }
     if (regs !== undefined) { // GUEST_REGS, written out

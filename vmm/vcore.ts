@@ -102,7 +102,7 @@ const T29 = (VMCB_CR2 + 4) >> 2;
     if (unrolled[i] !== TRACKED_IDX[i] || TRACKED_BIT[i] !== groups[g] || N_TRACKED !== 30) throw new Error('vcore.ts: cleanBits() does not match TRACKED');
   }
 }
-const I_RIP = VMCB_RIP >> 2, I_EXITINFO1 = VMCB_EXITINFO1 >> 2, I_EXITINFO2 = VMCB_EXITINFO2 >> 2, I_INT_STATE = VMCB_INT_STATE >> 2;
+const I_CLEAN = VMCB_CLEAN >> 2, I_RIP = VMCB_RIP >> 2, I_EXITINFO1 = VMCB_EXITINFO1 >> 2, I_EXITINFO2 = VMCB_EXITINFO2 >> 2, I_INT_STATE = VMCB_INT_STATE >> 2;
 const B_TLB_CONTROL = VMCB_TLB_CONTROL, ALL_CLEAN = CLEAN_CACHED;
 
 let nextAsid = 1;
@@ -343,7 +343,9 @@ export class VCore {
         injectBeforeEntry(this);
         this.spend(vmmCosts.entryPrep.cycles);
         req.deadline = vm.nextEventAt();
-        mem.write(b + VMCB_CLEAN, 4, this.cleanBits());
+        // the VMCB is a page of RAM: a word store, through PhysMem only if the page holds decoded code
+        if (mem.codePage[b4 >>> 10] !== 0) mem.write(b + VMCB_CLEAN, 4, this.cleanBits());
+        else i32[b4 + I_CLEAN] = this.cleanBits();
         const r: HostResume = yield req;
         if (r.kind !== 'vmexit') continue;
         const t0 = host.cycles();

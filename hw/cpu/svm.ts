@@ -499,9 +499,9 @@ export function vmexitNow(cpu: Cpu, rip: number): void {
     const o = b + I_SEGS[s];
     m[o] = (sSel[s] & 0xffff) | (arToVmcb(sAr[s]) << 16); m[o + 1] = sLim[s]; m[o + 2] = sBase[s]; m[o + 3] = 0;
   }
-  if (c !== null) { // ES CS SS DS: the SEG group
+  if (c !== null) { // ES CS SS DS: the SEG group (the core keeps limits as uint32: no conversion)
     const cSel = c.segSel, cAr = c.segAr, cLim = c.segLimit, cBase = c.segBase;
-    for (let s = 0; s < 4; s++) { cSel[s] = sSel[s] & 0xffff; cAr[s] = arToVmcb(sAr[s]); cLim[s] = sLim[s] >>> 0; cBase[s] = sBase[s]; }
+    for (let s = 0; s < 4; s++) { cSel[s] = sSel[s] & 0xffff; cAr[s] = arToVmcb(sAr[s]); cLim[s] = sLim[s]; cBase[s] = sBase[s]; }
   }
   m[b + I_GDTR + 1] = cpu.gdtLimit; m[b + I_GDTR + 2] = cpu.gdtBase; m[b + I_GDTR + 3] = 0;
   m[b + I_IDTR + 1] = cpu.idtLimit; m[b + I_IDTR + 2] = cpu.idtBase; m[b + I_IDTR + 3] = 0;

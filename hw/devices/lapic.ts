@@ -318,6 +318,12 @@ export class LocalApic implements Snapshottable<LocalApicState> {
   /** Last value of hasInterrupt() reported through onInterruptChange. */
   private out = false;
   private inError = false;
+  /**
+   * The highest vector set in IRR, -1 if none: highestBit(s.irr), kept exact by recomputing it
+   * at every change of IRR (accept, acknowledge, and every replacement of the state), so the
+   * interrupt checks the core makes several times per instruction boundary need no scan.
+   */
+  private irrTop = -1;
 
   constructor(opts: LocalApicOptions) {
     if (!Number.isInteger(opts.apicId) || opts.apicId < 0 || opts.apicId > 255) {
@@ -341,6 +347,7 @@ export class LocalApic implements Snapshottable<LocalApicState> {
     this.onEoiBroadcast = opts.onEoiBroadcast ?? null;
     this.ext = opts.extInt ?? null;
     this.s = powerOnState(this.initialId, this.bsp, [false, false]);
+    this.irrTop = highestBit(this.s.irr);
   }
 
   // ============================================================================ wiring
@@ -440,6 +447,7 @@ export class LocalApic implements Snapshottable<LocalApicState> {
     if (was && (apicBase & APIC_BASE_ENABLE) === 0) {
       this.cancelTimerEvent();
       this.s = { ...powerOnState(this.s.id, this.bsp, this.s.lint), apicBase };
+      this.irrTop = highestBit(this.s.irr);
     } else {
       this.s.apicBase = apicBase;
     }
@@ -598,7 +606,7 @@ export class LocalApic implements Snapshottable<LocalApicState> {
   hasInterrupt(): boolean {
     if (!this.globallyEnabled) return this.ext !== null && this.ext.hasInterrupt();
     if (this.extIntReady()) return true;
-    const v = highestBit(this.s.irr);
+    const v = this.irrTop;
     return v >= 0 && (v & 0xf0) > (this.ppr() & 0xf0);
   }
 
@@ -611,11 +619,12 @@ export class LocalApic implements Snapshottable<LocalApicState> {
       this.s.extIntPending = false;
       vector = this.ext !== null ? this.ext.acknowledge() : this.s.svr & 0xff;
     } else {
-      const v = highestBit(this.s.irr);
+      const v = this.irrTop;
       if (v < 0 || (v & 0xf0) <= (this.ppr() & 0xf0)) {
         vector = this.s.svr & 0xff; // spurious: ISR untouched
       } else {
         clearBit(this.s.irr, v);
+        this.irrTop = highestBit(this.s.irr);
         setBit(this.s.isr, v);
         vector = v;
       }
@@ -670,6 +679,7 @@ export class LocalApic implements Snapshottable<LocalApicState> {
   restore(st: LocalApicState): void {
     this.cancelTimerEvent();
     this.s = { ...st, irr: [...st.irr], isr: [...st.isr], tmr: [...st.tmr], lvt: [...st.lvt], lint: [...st.lint] };
+    this.irrTop = highestBit(this.s.irr);
     if (this.s.timerEventAt >= 0) this.timerEvent = this.scheduler.schedule(this.s.timerEventAt, this.timerExpired);
     this.out = this.hasInterrupt();
   }
@@ -678,6 +688,7 @@ export class LocalApic implements Snapshottable<LocalApicState> {
   reset(): void {
     this.cancelTimerEvent();
     this.s = powerOnState(this.initialId, this.bsp, this.s.lint);
+    this.irrTop = highestBit(this.s.irr);
     this.refresh();
   }
 
@@ -687,6 +698,7 @@ export class LocalApic implements Snapshottable<LocalApicState> {
   private initReset(): void {
     this.cancelTimerEvent();
     this.s = { ...powerOnState(this.s.id, this.bsp, this.s.lint), apicBase: this.s.apicBase };
+    this.irrTop = highestBit(this.s.irr);
     this.refresh();
     this.onInit?.();
   }
@@ -701,7 +713,7 @@ export class LocalApic implements Snapshottable<LocalApicState> {
   private apr(): number {
     const tpr = this.s.tpr >>> 4;
     const isrv = Math.max(0, highestBit(this.s.isr)) >>> 4;
-    const irrv = Math.max(0, highestBit(this.s.irr)) >>> 4;
+    const irrv = Math.max(0, this.irrTop) >>> 4;
     if (tpr >= irrv && tpr > isrv) return this.s.tpr;
     return Math.max(tpr & isrv, irrv) << 4;
   }
@@ -727,6 +739,7 @@ export class LocalApic implements Snapshottable<LocalApicState> {
       return;
     }
     setBit(this.s.irr, vector);
+    if (vector > this.irrTop) this.irrTop = vector;
     if (trigger === 1) setBit(this.s.tmr, vector);
     else clearBit(this.s.tmr, vector);
     this.refresh();
