@@ -14,6 +14,7 @@ import { CpioError } from '../../kernel/fs/cpio.ts';
 import { loadInitramfs } from '../../kernel/fs/initramfs.ts';
 import { checkImage, ExecError } from '../../kernel/proc/elf-loader.ts';
 import { loadInitrd } from './initrd.ts';
+import { signalName } from '../../kernel/proc/signals.ts';
 import { syscallName } from '../../kernel/syscalls/table.ts';
 import { one, parseArgs, parseIntOption, parseSize, UsageError } from './options.ts';
 import { readStdinIfPiped, StdoutSink } from './streams.ts';
@@ -182,9 +183,10 @@ function printStats(machine: Machine, k: Kernel, secs: number): void {
     lines.push(`core ${pc.index}: interruptions ${n.interruptions} (${n.interruptionCycles} cycles), idle-wakeups ${n.idleWakeups}, ` +
       `timer-interrupts ${cr.timerInterrupts}, switches ${n.switches}, preemptions ${cr.preemptions}, idle-cycles ${pc.idleCycles}, ` +
       `deferred-work-cycles ${n.deferredWorkCycles}`);
-    lines.push(`core ${pc.index}: syscalls ${tot.syscalls.count} (${tot.syscalls.cycles} cycles), interrupts ${tot.interrupts.count} (${tot.interrupts.cycles} cycles), exceptions ${tot.exceptions.count}`);
+    lines.push(`core ${pc.index}: syscalls ${tot.syscalls.count} (${tot.syscalls.cycles} cycles), interrupts ${tot.interrupts.count} (${tot.interrupts.cycles} cycles), exceptions ${tot.exceptions.count}, signals ${tot.signals.count} (${tot.signals.cycles} cycles)`);
     for (const [v, t] of [...n.interrupts].sort((x, y) => x[0] - y[0])) lines.push(`core ${pc.index}:   vector 0x${v.toString(16)}: ${t.count} (${t.cycles} cycles)`);
     for (const [nr, t] of [...n.syscalls].sort((x, y) => x[0] - y[0])) lines.push(`core ${pc.index}:   ${syscallName(nr)}: ${t.count} (${t.cycles} cycles)`);
+    for (const [sig, t] of [...n.signals].sort((x, y) => x[0] - y[0])) lines.push(`core ${pc.index}:   ${signalName(sig)} delivered: ${t.count} (${t.cycles} cycles)`);
   }
   for (const [nr, count] of k.unknownSyscalls) lines.push(`unimplemented ${syscallName(nr)} (${nr}): ${count}`);
   process.stderr.write(lines.map((l) => `v3vee: ${l}\n`).join(''));

@@ -48,6 +48,18 @@ describe('v3vee run', () => {
     expect(r.stderr).toMatch(/^v3vee: core 0: {3}write: 2 \(\d+ cycles\)$/m);
   });
 
+  it('--stats counts the signals delivered on each core, with their cycles', () => {
+    const r = v3vee(['run', '--stats', programPath('signals'), 'handler']);
+    expect(r.status).toBe(0);
+    const m = /^v3vee: core 0: syscalls \d+ \(\d+ cycles\), interrupts \d+ \(\d+ cycles\), exceptions \d+, signals (\d+) \((\d+) cycles\)$/m.exec(r.stderr);
+    expect(m).not.toBeNull();
+    const ran = /^after kill: (\d+)$/m.exec(r.stdout); // every SIGUSR1 the program raised or sent, each run by its handler
+    expect(ran).not.toBeNull();
+    expect(Number(m![1])).toBe(Number(ran![1]));
+    expect(Number(m![2])).toBeGreaterThan(0);
+    expect(r.stderr).toMatch(new RegExp(`^v3vee: core 0: {3}SIGUSR1 delivered: ${ran![1]} \\(\\d+ cycles\\)$`, 'm'));
+  });
+
   it('a malformed ELF exits 2 with one line naming the problem', () => {
     const trunc = join(TMP, 'truncated');
     writeFileSync(trunc, tinyElf(Uint8Array.from(X.exit(0))).subarray(0, 60));
