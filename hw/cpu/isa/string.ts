@@ -75,6 +75,20 @@ function budget(cpu: Cpu): number {
   return left <= ITER ? 1 : Math.min(0x7fffffff, Math.ceil(left / ITER));
 }
 
+/**
+ * The physical address of the `bytes` bytes at seg:`off` (linear address `lin`, all in one page)
+ * that a chunk would touch, or -1 when the chunk must take the per-element path instead: the
+ * bytes would wrap past 4 GiB or leave the segment's limits, or the fast mirror does not grant
+ * the read (`write` false) or write.
+ */
+function chunkPhys(cpu: Cpu, seg: number, off: number, lin: number, bytes: number, write: boolean): number {
+  if (off + bytes > 0x100000000) return -1;
+  if (write ? off < cpu.wrMin[seg] || off + bytes - 1 > cpu.wrMax[seg] : off < cpu.rdMin[seg] || off + bytes - 1 > cpu.rdMax[seg]) return -1;
+  const e = cpu.fast[lin >>> 12];
+  if ((e & (write ? cpu.wrNeed : cpu.rdNeed)) === 0) return -1;
+  return ((e & -4096) | (lin & 0xfff)) >>> 0;
+}
+
 // ============================================================================ MOVS
 
 function movsOne(cpu: Cpu, seg: number, size: number, delta: number, a16: boolean): void {
@@ -96,12 +110,10 @@ function movsChunk(cpu: Cpu, seg: number, size: number, n: number): number {
   let k = Math.min(n, budget(cpu), ((0x1000 - (src & 0xfff)) / size) | 0, ((0x1000 - (dst & 0xfff)) / size) | 0);
   if (k <= 1) return 0;
   const bytes = k * size;
-  if (si + bytes > 0x100000000 || di + bytes > 0x100000000) return 0;
-  if (si < cpu.rdMin[seg] || si + bytes - 1 > cpu.rdMax[seg]) return 0;
-  if (di < cpu.wrMin[ES] || di + bytes - 1 > cpu.wrMax[ES]) return 0;
-  const es = cpu.fast[src >>> 12], ed = cpu.fast[dst >>> 12];
-  if ((es & cpu.rdNeed) === 0 || (ed & cpu.wrNeed) === 0) return 0;
-  const ps = ((es & -4096) | (src & 0xfff)) >>> 0, pd = ((ed & -4096) | (dst & 0xfff)) >>> 0;
+  const ps = chunkPhys(cpu, seg, si, src, bytes, false);
+  if (ps < 0) return 0;
+  const pd = chunkPhys(cpu, ES, di, dst, bytes, true);
+  if (pd < 0) return 0;
   const u8 = cpu.mem.u8;
   if (pd > ps && pd < ps + bytes) {
     // the destination overlaps the source from above: element order matters
@@ -149,11 +161,8 @@ function stosChunk(cpu: Cpu, size: number, n: number, v: number): number {
   const k = Math.min(n, budget(cpu), ((0x1000 - (dst & 0xfff)) / size) | 0);
   if (k <= 1) return 0;
   const bytes = k * size;
-  if (di + bytes > 0x100000000) return 0;
-  if (di < cpu.wrMin[ES] || di + bytes - 1 > cpu.wrMax[ES]) return 0;
-  const ed = cpu.fast[dst >>> 12];
-  if ((ed & cpu.wrNeed) === 0) return 0;
-  const pd = ((ed & -4096) | (dst & 0xfff)) >>> 0;
+  const pd = chunkPhys(cpu, ES, di, dst, bytes, true);
+  if (pd < 0) return 0;
   const mem = cpu.mem;
   if (size === 1) mem.u8.fill(v, pd, pd + bytes);
   else if (size === 4 && (pd & 3) === 0) mem.i32.fill(v, pd >>> 2, (pd + bytes) >>> 2);
@@ -268,12 +277,10 @@ function cmpsChunk(cpu: Cpu, seg: number, size: number, n: number, whileEqual: b
   const k = Math.min(n, budget(cpu), ((0x1000 - (src & 0xfff)) / size) | 0, ((0x1000 - (dst & 0xfff)) / size) | 0);
   if (k <= 1) return 0;
   const bytes = k * size;
-  if (si + bytes > 0x100000000 || di + bytes > 0x100000000) return 0;
-  if (si < cpu.rdMin[seg] || si + bytes - 1 > cpu.rdMax[seg]) return 0;
-  if (di < cpu.rdMin[ES] || di + bytes - 1 > cpu.rdMax[ES]) return 0;
-  const es = cpu.fast[src >>> 12], ed = cpu.fast[dst >>> 12];
-  if ((es & cpu.rdNeed) === 0 || (ed & cpu.rdNeed) === 0) return 0;
-  const ps = ((es & -4096) | (src & 0xfff)) >>> 0, pd = ((ed & -4096) | (dst & 0xfff)) >>> 0;
+  const ps = chunkPhys(cpu, seg, si, src, bytes, false);
+  if (ps < 0) return 0;
+  const pd = chunkPhys(cpu, ES, di, dst, bytes, false);
+  if (pd < 0) return 0;
   const u8 = cpu.mem.u8;
   let j = 0, a = 0, b = 0;
   chunkEnded = false;
@@ -298,11 +305,8 @@ function scasChunk(cpu: Cpu, size: number, n: number, a: number, whileEqual: boo
   const k = Math.min(n, budget(cpu), ((0x1000 - (dst & 0xfff)) / size) | 0);
   if (k <= 1) return 0;
   const bytes = k * size;
-  if (di + bytes > 0x100000000) return 0;
-  if (di < cpu.rdMin[ES] || di + bytes - 1 > cpu.rdMax[ES]) return 0;
-  const ed = cpu.fast[dst >>> 12];
-  if ((ed & cpu.rdNeed) === 0) return 0;
-  const pd = ((ed & -4096) | (dst & 0xfff)) >>> 0;
+  const pd = chunkPhys(cpu, ES, di, dst, bytes, false);
+  if (pd < 0) return 0;
   const u8 = cpu.mem.u8;
   let j = 0, b = 0;
   chunkEnded = false;
